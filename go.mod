@@ -1,0 +1,3 @@
+module github.com/zbroker/zbroker
+
+go 1.26.8

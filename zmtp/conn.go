@@ -1,0 +1,497 @@
+package zmtp
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// ErrClosed is returned by Send on a connection that has ended.
+var ErrClosed = errors.New("zmtp: connection closed")
+
+// EventType says what an Event reports.
+type EventType uint8
+
+const (
+	// Connected: a peer finished its handshake. Always the first event of
+	// a connection.
+	Connected EventType = iota + 1
+	// Message: a complete multipart message from the peer.
+	Message
+	// Disconnected: the connection ended. Always the last event of a
+	// connection; Unsent holds what was never written to it.
+	Disconnected
+)
+
+// Event is one thing that happened on a connection. Events of one
+// connection arrive in order.
+type Event struct {
+	Type   EventType
+	Conn   *Conn
+	Frames [][]byte
+	// Unsent lists, in order, the messages passed to Send that were not
+	// written in full to the socket before it closed, so their owner can
+	// take them back instead of losing them.
+	Unsent []Outgoing
+	// Err says why the connection ended (io.EOF when the peer closed it).
+	Err error
+}
+
+// Outgoing is a queued message with an optional reference for its sender,
+// returned in Event.Unsent if it could not be written.
+type Outgoing struct {
+	Frames  [][]byte
+	Ref     any
+	command string // name of a ZMTP command (PING, PONG) we send ourselves
+}
+
+func (o Outgoing) size() int64 {
+	n := int64(0)
+	for _, f := range o.Frames {
+		n += int64(len(f)) + 9
+	}
+	return n
+}
+
+var connIDs atomic.Uint64
+
+// Conn is one ZMTP connection. Reading and writing each run on their own
+// goroutine; the owner sees reads as Events and writes through Send, which
+// never blocks.
+type Conn struct {
+	id       uint64
+	nc       net.Conn
+	br       *bufio.Reader
+	opts     *Options
+	minor    byte
+	peerType string
+	identity []byte
+	remote   string
+
+	events chan<- Event
+	done   <-chan struct{} // closed when nobody consumes events any more
+	own    chan Event      // a dialed connection's events, read by Recv
+	err    error           // why the connection ended, set before readerDone
+
+	mu          sync.Mutex
+	outq        []Outgoing
+	queuedMsgs  int // queued or being written
+	queuedBytes int64
+	paused      bool
+	closed      bool // writer has exited: Send fails
+	unsent      []Outgoing
+
+	wakeWriter chan struct{}
+	wakeReader chan struct{}
+	closing    chan struct{}
+	closeOnce  sync.Once
+	writerDone chan struct{}
+	readerDone chan struct{}
+}
+
+// ID is unique among all connections of this process and never reused.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Identity is the Identity the peer announced in its READY, if any.
+func (c *Conn) Identity() []byte { return c.identity }
+
+// PeerType is the peer's socket type, e.g. "DEALER" or "REQ".
+func (c *Conn) PeerType() string { return c.peerType }
+
+// Minor is the ZMTP minor version spoken: 0 for 3.0, 1 for 3.1.
+func (c *Conn) Minor() byte { return c.minor }
+
+// RemoteAddr describes the peer for logs.
+func (c *Conn) RemoteAddr() string { return c.remote }
+
+// Send queues a message for the peer and returns at once. It fails with
+// ErrClosed once the connection has ended; a message accepted by Send is
+// either written to the socket in full or returned in the Disconnected
+// event's Unsent, never lost in between. Frames must not be modified
+// afterwards.
+func (c *Conn) Send(frames [][]byte) error { return c.SendRef(frames, nil) }
+
+// SendRef is Send with a reference returned alongside the message in Unsent.
+func (c *Conn) SendRef(frames [][]byte, ref any) error {
+	return c.enqueue(Outgoing{Frames: frames, Ref: ref})
+}
+
+func (c *Conn) enqueue(o Outgoing) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.outq = append(c.outq, o)
+	c.queuedMsgs++
+	c.queuedBytes += o.size()
+	c.mu.Unlock()
+	signal(c.wakeWriter)
+	return nil
+}
+
+// Pause stops reading from the peer until Resume. Messages already read
+// are still delivered. The broker uses it to hold back a client whose
+// commands it cannot accept yet.
+func (c *Conn) Pause() {
+	c.mu.Lock()
+	c.paused = true
+	c.mu.Unlock()
+}
+
+// Resume undoes Pause.
+func (c *Conn) Resume() {
+	c.mu.Lock()
+	c.paused = false
+	c.mu.Unlock()
+	signal(c.wakeReader)
+}
+
+// Close ends the connection after trying, for a short linger, to write
+// what is queued. The Disconnected event follows.
+func (c *Conn) Close() error {
+	c.startClose()
+	return nil
+}
+
+const linger = time.Second
+
+func (c *Conn) startClose() {
+	c.closeOnce.Do(func() {
+		close(c.closing)
+		// Unblocks a writer stuck on a peer that does not read.
+		c.nc.SetWriteDeadline(time.Now().Add(linger))
+	})
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func newConn(nc net.Conn, br *bufio.Reader, opts *Options, hs handshakeResult, events chan<- Event, done <-chan struct{}) *Conn {
+	return &Conn{
+		id:         connIDs.Add(1),
+		nc:         nc,
+		br:         br,
+		opts:       opts,
+		minor:      hs.minor,
+		peerType:   hs.peerType,
+		identity:   hs.identity,
+		remote:     remoteName(nc),
+		events:     events,
+		done:       done,
+		wakeWriter: make(chan struct{}, 1),
+		wakeReader: make(chan struct{}, 1),
+		closing:    make(chan struct{}),
+		writerDone: make(chan struct{}),
+		readerDone: make(chan struct{}),
+	}
+}
+
+func remoteName(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil && a.String() != "" {
+		return a.Network() + ":" + a.String()
+	}
+	return nc.LocalAddr().Network() + ":" + nc.LocalAddr().String()
+}
+
+// start runs the connection's goroutines; announce sends Connected first.
+func (c *Conn) start(announce bool) {
+	go c.writeLoop()
+	go c.readLoop(announce)
+}
+
+func (c *Conn) deliver(ev Event) bool {
+	select {
+	case c.events <- ev:
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+func (c *Conn) readLoop(announce bool) {
+	defer close(c.readerDone)
+	var err error
+	if announce && !c.deliver(Event{Type: Connected, Conn: c}) {
+		err = ErrClosed
+	}
+	for err == nil {
+		if err = c.waitReadable(); err != nil {
+			break
+		}
+		var frames [][]byte
+		if frames, err = c.readMessage(); err != nil {
+			break
+		}
+		if !c.deliver(Event{Type: Message, Conn: c, Frames: frames}) {
+			err = ErrClosed
+		}
+	}
+	c.startClose()
+	c.nc.SetReadDeadline(time.Now())
+	<-c.writerDone
+	c.nc.Close()
+	if err == nil {
+		err = ErrClosed
+	}
+	c.err = err
+	c.deliver(Event{Type: Disconnected, Conn: c, Unsent: c.unsent, Err: err})
+}
+
+// waitReadable blocks while the connection is paused or its send queue is
+// over its bounds. Meanwhile it checks now and then that the peer is still
+// there, so a paused peer that dies is noticed.
+func (c *Conn) waitReadable() error {
+	var tick *time.Ticker
+	defer func() {
+		if tick != nil {
+			tick.Stop()
+		}
+	}()
+	for {
+		c.mu.Lock()
+		blocked := c.paused || c.queuedMsgs >= c.opts.SendQueueMessages || c.queuedBytes >= c.opts.SendQueueBytes
+		c.mu.Unlock()
+		if !blocked {
+			return nil
+		}
+		if tick == nil {
+			tick = time.NewTicker(250 * time.Millisecond)
+		}
+		select {
+		case <-c.wakeReader:
+		case <-c.closing:
+			return ErrClosed
+		case <-tick.C:
+			if c.br.Buffered() == 0 && peerHungUp(c.nc) {
+				return io.EOF
+			}
+		}
+	}
+}
+
+// peerHungUp peeks at the socket without consuming anything: a zero-byte
+// read means the peer has closed its end.
+func peerHungUp(nc net.Conn) bool {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	hungUp := false
+	var b [1]byte
+	rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		hungUp = (n == 0 && err == nil) || errors.Is(err, syscall.ECONNRESET)
+		return true
+	})
+	return hungUp
+}
+
+// perFrameCost is charged against MaxMessageSize for each frame so that a
+// message of millions of empty frames is refused too.
+const perFrameCost = 32
+
+func (c *Conn) readMessage() ([][]byte, error) {
+	var frames [][]byte
+	budget := c.opts.MaxMessageSize
+	hb := c.opts.HeartbeatInterval > 0 && c.minor >= 1
+	for {
+		if hb {
+			c.nc.SetReadDeadline(time.Now().Add(c.opts.HeartbeatTimeout))
+		}
+		flags, body, err := readFrame(c.br, budget)
+		if err != nil {
+			return nil, err
+		}
+		if flags&flagCommand != 0 {
+			if len(frames) > 0 {
+				return nil, protoErr("command frame inside a multipart message")
+			}
+			if err := c.handleCommand(body); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		budget -= int64(len(body)) + perFrameCost
+		frames = append(frames, body)
+		if flags&flagMore == 0 {
+			return frames, nil
+		}
+		if budget < 0 {
+			return nil, ErrTooLarge
+		}
+	}
+}
+
+// handleCommand acts on a command frame after the handshake. PINGs are
+// answered here and never reach the owner.
+func (c *Conn) handleCommand(body []byte) error {
+	name, data, err := parseCommand(body)
+	if err != nil {
+		return err
+	}
+	switch name {
+	case "PING":
+		if len(data) < 2 {
+			return protoErr("short PING")
+		}
+		ctx := data[2:]
+		if len(ctx) > 16 {
+			ctx = ctx[:16]
+		}
+		return c.enqueue(Outgoing{Frames: [][]byte{append([]byte(nil), ctx...)}, command: "PONG"})
+	case "ERROR":
+		reason := ""
+		if len(data) > 0 && int(data[0]) <= len(data)-1 {
+			reason = string(data[1 : 1+data[0]])
+		}
+		return protoErr("peer sent ERROR: %s", reason)
+	case "READY":
+		return protoErr("READY after handshake")
+	}
+	return nil // PONG, and commands of later versions, are ignored as the RFC asks
+}
+
+func (c *Conn) writeLoop() {
+	defer close(c.writerDone)
+	var hb <-chan time.Time
+	if c.opts.HeartbeatInterval > 0 && c.minor >= 1 {
+		t := time.NewTicker(c.opts.HeartbeatInterval)
+		defer t.Stop()
+		hb = t.C
+	}
+	var w batchWriter
+	var batch []Outgoing
+	sentSinceTick := false
+	closing := false
+	for {
+		if !closing {
+			select {
+			case <-c.wakeWriter:
+			case <-c.closing:
+				closing = true
+			case <-hb:
+				if !sentSinceTick {
+					c.enqueue(Outgoing{Frames: [][]byte{pingData(c.opts.HeartbeatTimeout)}, command: "PING"})
+				}
+				sentSinceTick = false
+			}
+		}
+		c.mu.Lock()
+		batch, c.outq = c.outq, batch[:0]
+		c.mu.Unlock()
+		if len(batch) == 0 {
+			if closing {
+				c.finishWriter(nil)
+				return
+			}
+			continue
+		}
+		sentSinceTick = true
+		n, err := w.write(c.nc, batch)
+		var bytes int64
+		for _, o := range batch[:n] {
+			bytes += o.size()
+		}
+		c.mu.Lock()
+		c.queuedMsgs -= n
+		c.queuedBytes -= bytes
+		c.mu.Unlock()
+		signal(c.wakeReader)
+		if err != nil {
+			c.finishWriter(batch[n:])
+			return
+		}
+		clear(batch) // drop references to sent payloads
+	}
+}
+
+// finishWriter marks the connection closed and keeps what was never
+// written, in order, for the Disconnected event.
+func (c *Conn) finishWriter(unwritten []Outgoing) {
+	c.mu.Lock()
+	c.closed = true
+	var unsent []Outgoing
+	for _, o := range append(unwritten, c.outq...) {
+		if o.command == "" {
+			unsent = append(unsent, o)
+		}
+	}
+	c.unsent = unsent
+	c.outq = nil
+	c.mu.Unlock()
+	c.startClose()
+	// Wakes a reader blocked in Read so it notices the end.
+	c.nc.SetReadDeadline(time.Now())
+}
+
+func pingData(ttl time.Duration) []byte {
+	return binary.BigEndian.AppendUint16(nil, uint16(min(ttl/(100*time.Millisecond), 0xFFFF)))
+}
+
+// batchWriter encodes messages into one vectored write: headers and small
+// frames are copied into a scratch buffer, large frames are written from
+// where they are.
+type batchWriter struct {
+	scratch []byte
+	bufs    net.Buffers
+	ends    []int64
+}
+
+const copyLimit = 4096
+
+// write writes batch and returns how many messages were written in full.
+func (w *batchWriter) write(nc net.Conn, batch []Outgoing) (int, error) {
+	w.scratch, w.bufs, w.ends = w.scratch[:0], w.bufs[:0], w.ends[:0]
+	segStart, large := 0, int64(0)
+	for _, o := range batch {
+		if o.command != "" {
+			w.scratch = appendCommand(w.scratch, o.command, o.Frames[0])
+			w.ends = append(w.ends, int64(len(w.scratch))+large)
+			continue
+		}
+		for i, f := range o.Frames {
+			var flags byte
+			if i < len(o.Frames)-1 {
+				flags = flagMore
+			}
+			w.scratch = appendFrameHeader(w.scratch, flags, len(f))
+			if len(f) <= copyLimit {
+				w.scratch = append(w.scratch, f...)
+				continue
+			}
+			w.bufs = append(w.bufs, w.scratch[segStart:], f)
+			segStart = len(w.scratch)
+			large += int64(len(f))
+		}
+		w.ends = append(w.ends, int64(len(w.scratch))+large)
+	}
+	if segStart < len(w.scratch) {
+		w.bufs = append(w.bufs, w.scratch[segStart:])
+	}
+	bufs := w.bufs
+	written, err := bufs.WriteTo(nc)
+	clear(w.bufs)
+	if err == nil {
+		return len(batch), nil
+	}
+	n := 0
+	for n < len(w.ends) && w.ends[n] <= written {
+		n++
+	}
+	return n, err
+}

@@ -1,0 +1,125 @@
+package zmtp
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Frame flag bits (RFC 23/ZMTP section "Framing"). The other five bits are
+// reserved and must be zero.
+const (
+	flagMore    = 0x01
+	flagLong    = 0x02
+	flagCommand = 0x04
+	flagMask    = flagMore | flagLong | flagCommand
+)
+
+// ErrTooLarge is returned when a peer announces a frame or message larger
+// than Options.MaxMessageSize. The connection is dropped before any of it is
+// allocated.
+var ErrTooLarge = errors.New("zmtp: message exceeds maximum size")
+
+// ProtocolError reports a peer that broke the wire protocol.
+type ProtocolError struct{ Reason string }
+
+func (e *ProtocolError) Error() string { return "zmtp: protocol error: " + e.Reason }
+
+func protoErr(format string, args ...any) error {
+	return &ProtocolError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// growStep bounds how much is allocated ahead of bytes actually received, so
+// a peer announcing a huge (but permitted) frame and then stalling cannot
+// make the broker reserve it all.
+const growStep = 1 << 20
+
+// readFrame reads one frame. budget is how many body bytes the current
+// message may still use; frames beyond it fail with ErrTooLarge.
+func readFrame(r *bufio.Reader, budget int64) (flags byte, body []byte, err error) {
+	flags, err = r.ReadByte()
+	if err != nil {
+		return 0, nil, err
+	}
+	if flags&^flagMask != 0 {
+		return 0, nil, protoErr("reserved frame flag bits set (0x%02x)", flags)
+	}
+	if flags&flagCommand != 0 && flags&flagMore != 0 {
+		return 0, nil, protoErr("command frame with MORE flag")
+	}
+	var size uint64
+	if flags&flagLong != 0 {
+		var b [8]byte
+		if _, err = io.ReadFull(r, b[:]); err != nil {
+			return 0, nil, unexpected(err)
+		}
+		size = binary.BigEndian.Uint64(b[:])
+	} else {
+		b, err := r.ReadByte()
+		if err != nil {
+			return 0, nil, unexpected(err)
+		}
+		size = uint64(b)
+	}
+	if size > uint64(budget) {
+		return 0, nil, fmt.Errorf("%w: frame of %d bytes, %d allowed", ErrTooLarge, size, budget)
+	}
+	if size <= growStep {
+		body = make([]byte, size)
+		if _, err = io.ReadFull(r, body); err != nil {
+			return 0, nil, unexpected(err)
+		}
+		return flags, body, nil
+	}
+	body = make([]byte, 0, growStep)
+	for uint64(len(body)) < size {
+		if len(body) == cap(body) {
+			next := min(uint64(cap(body))*2, size)
+			grown := make([]byte, len(body), next)
+			copy(grown, body)
+			body = grown
+		}
+		n, err := io.ReadFull(r, body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if err != nil {
+			return 0, nil, unexpected(err)
+		}
+	}
+	return flags, body, nil
+}
+
+// unexpected turns a clean EOF in the middle of a frame into the error it is.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// appendFrameHeader appends the flags and size of a frame to dst.
+func appendFrameHeader(dst []byte, flags byte, size int) []byte {
+	if size > 255 {
+		dst = append(dst, flags|flagLong)
+		return binary.BigEndian.AppendUint64(dst, uint64(size))
+	}
+	return append(dst, flags, byte(size))
+}
+
+// appendCommand appends a whole command frame: name length, name, data.
+func appendCommand(dst []byte, name string, data []byte) []byte {
+	dst = appendFrameHeader(dst, flagCommand, 1+len(name)+len(data))
+	dst = append(dst, byte(len(name)))
+	dst = append(dst, name...)
+	return append(dst, data...)
+}
+
+// parseCommand splits a command frame body into its name and data.
+func parseCommand(body []byte) (name string, data []byte, err error) {
+	if len(body) < 1 || int(body[0]) > len(body)-1 || body[0] == 0 {
+		return "", nil, protoErr("malformed command frame")
+	}
+	n := int(body[0])
+	return string(body[1 : 1+n]), body[1+n:], nil
+}

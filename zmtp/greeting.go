@@ -1,0 +1,119 @@
+package zmtp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"strings"
+)
+
+const greetingSize = 64
+
+// greeting builds our 64-byte ZMTP 3.1 greeting with the NULL mechanism.
+func greeting(asServer bool) []byte {
+	g := make([]byte, greetingSize)
+	g[0] = 0xFF
+	g[9] = 0x7F
+	g[10], g[11] = 3, 1
+	copy(g[12:32], "NULL")
+	if asServer {
+		g[32] = 1
+	}
+	return g
+}
+
+// readGreeting reads and checks the peer's greeting and returns its minor
+// version. The first 11 bytes are read before the rest so that a pre-3.0
+// peer, which waits after its signature, is refused instead of hanging us.
+func readGreeting(r io.Reader) (minor byte, err error) {
+	var g [greetingSize]byte
+	if _, err = io.ReadFull(r, g[:11]); err != nil {
+		return 0, unexpected(err)
+	}
+	if g[0] != 0xFF || g[9]&1 != 1 {
+		return 0, protoErr("not a ZMTP peer (bad signature)")
+	}
+	if g[10] < 3 {
+		return 0, protoErr("ZMTP %d.x peer not supported (need 3.0 or later)", g[10])
+	}
+	if _, err = io.ReadFull(r, g[11:]); err != nil {
+		return 0, unexpected(err)
+	}
+	return checkGreetingTail(g[:])
+}
+
+// checkGreetingTail validates a complete greeting after the signature.
+func checkGreetingTail(g []byte) (minor byte, err error) {
+	mech := string(bytes.TrimRight(g[12:32], "\x00"))
+	if mech != "NULL" {
+		return 0, protoErr("security mechanism %q not supported (only NULL)", mech)
+	}
+	minor = g[11]
+	if g[10] > 3 || minor > 1 {
+		minor = 1 // a newer peer speaks down to us
+	}
+	return minor, nil
+}
+
+// metadata is the property list of a READY command.
+type metadata map[string][]byte
+
+// appendMetadata encodes properties in the order given.
+func appendMetadata(dst []byte, props ...[2]string) []byte {
+	for _, p := range props {
+		dst = append(dst, byte(len(p[0])))
+		dst = append(dst, p[0]...)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(p[1])))
+		dst = append(dst, p[1]...)
+	}
+	return dst
+}
+
+// parseMetadata decodes a READY property list. Names are case-insensitive
+// per the RFC, so they are stored lower-cased.
+func parseMetadata(data []byte) (metadata, error) {
+	md := metadata{}
+	for len(data) > 0 {
+		n := int(data[0])
+		if n == 0 || len(data) < 1+n+4 {
+			return nil, protoErr("malformed metadata")
+		}
+		name := strings.ToLower(string(data[1 : 1+n]))
+		data = data[1+n:]
+		vlen := binary.BigEndian.Uint32(data)
+		data = data[4:]
+		if uint64(vlen) > uint64(len(data)) {
+			return nil, protoErr("malformed metadata value")
+		}
+		md[name] = data[:vlen]
+		data = data[vlen:]
+	}
+	return md, nil
+}
+
+// compatible lists which peer socket types each socket type accepts
+// (RFC 23/ZMTP, "Socket Types"; RFC 28/REQREP, 29/PUBSUB).
+var compatible = map[string][]string{
+	"REQ":    {"REP", "ROUTER"},
+	"REP":    {"REQ", "DEALER"},
+	"DEALER": {"REP", "DEALER", "ROUTER"},
+	"ROUTER": {"REQ", "DEALER", "ROUTER"},
+	"PUB":    {"SUB", "XSUB"},
+	"XPUB":   {"SUB", "XSUB"},
+	"SUB":    {"PUB", "XPUB"},
+	"XSUB":   {"PUB", "XPUB"},
+	"PUSH":   {"PULL"},
+	"PULL":   {"PUSH"},
+	"PAIR":   {"PAIR"},
+}
+
+func validSocketType(t string) bool { _, ok := compatible[t]; return ok }
+
+func compatibleTypes(ours, theirs string) bool {
+	for _, t := range compatible[ours] {
+		if t == theirs {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,61 @@
+package zmtp
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Options configure a listening Socket or a dialed Conn. The zero value of
+// each field means its default.
+type Options struct {
+	// SocketType is our ZMTP socket type, e.g. "ROUTER" or "DEALER".
+	SocketType string
+	// Identity is announced in READY (ROUTER peers use it for routing).
+	Identity []byte
+	// MaxMessageSize caps the total body bytes of one incoming message;
+	// a peer exceeding it is disconnected. Default 256 MiB.
+	MaxMessageSize int64
+	// SendQueueMessages and SendQueueBytes bound each connection's queue of
+	// outgoing messages. Past either bound the connection stops reading
+	// from its peer until the queue drains: a peer that does not read its
+	// replies stops being served, and nobody else waits. Defaults 1000
+	// messages and 64 MiB.
+	SendQueueMessages int
+	SendQueueBytes    int64
+	// HeartbeatInterval, if set, makes us PING ZMTP 3.1 peers when idle and
+	// drop them when nothing arrives for HeartbeatTimeout (default 3
+	// intervals). PINGs from peers are always answered.
+	HeartbeatInterval time.Duration
+	HeartbeatTimeout  time.Duration
+	// HandshakeTimeout bounds greeting and READY exchange. Default 10s.
+	HandshakeTimeout time.Duration
+	// EventBuffer is the capacity of a Socket's event channel. Default 64.
+	EventBuffer int
+	// Logger receives connection-level logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = 256 << 20
+	}
+	if o.SendQueueMessages <= 0 {
+		o.SendQueueMessages = 1000
+	}
+	if o.SendQueueBytes <= 0 {
+		o.SendQueueBytes = 64 << 20
+	}
+	if o.HeartbeatInterval > 0 && o.HeartbeatTimeout <= 0 {
+		o.HeartbeatTimeout = 3 * o.HeartbeatInterval
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.EventBuffer <= 0 {
+		o.EventBuffer = 64
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}

@@ -1,0 +1,230 @@
+package zmtp
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+type handshakeResult struct {
+	minor    byte
+	peerType string
+	identity []byte
+}
+
+// handshake exchanges greetings and READY commands (NULL mechanism) and
+// checks that the peer's socket type may talk to ours.
+func handshake(nc net.Conn, br *bufio.Reader, opts *Options, asServer bool) (hs handshakeResult, err error) {
+	nc.SetDeadline(time.Now().Add(opts.HandshakeTimeout))
+	defer nc.SetDeadline(time.Time{})
+	if _, err = nc.Write(greeting(asServer)); err != nil {
+		return hs, err
+	}
+	if hs.minor, err = readGreeting(br); err != nil {
+		return hs, err
+	}
+	ready := appendMetadata(nil, [2]string{"Socket-Type", opts.SocketType}, [2]string{"Identity", string(opts.Identity)})
+	if _, err = nc.Write(appendCommand(nil, "READY", ready)); err != nil {
+		return hs, err
+	}
+	flags, body, err := readFrame(br, 64<<10)
+	if err != nil {
+		return hs, err
+	}
+	if flags&flagCommand == 0 {
+		return hs, protoErr("expected READY, got a message frame")
+	}
+	name, data, err := parseCommand(body)
+	if err != nil {
+		return hs, err
+	}
+	if name == "ERROR" {
+		return hs, protoErr("peer refused handshake: %q", data)
+	}
+	if name != "READY" {
+		return hs, protoErr("expected READY, got %q", name)
+	}
+	md, err := parseMetadata(data)
+	if err != nil {
+		return hs, err
+	}
+	hs.peerType = string(md["socket-type"])
+	hs.identity = md["identity"]
+	if !compatibleTypes(opts.SocketType, hs.peerType) {
+		reason := fmt.Sprintf("socket type %s cannot talk to %s", hs.peerType, opts.SocketType)
+		errBody := append([]byte{byte(len(reason))}, reason...)
+		nc.Write(appendCommand(nil, "ERROR", errBody))
+		return hs, protoErr("%s", reason)
+	}
+	return hs, nil
+}
+
+// Socket is the listening side: it accepts any number of peers and reports
+// each peer's connection, messages and disconnection as Events on one
+// channel, so a single goroutine can own all broker state.
+type Socket struct {
+	opts     Options
+	l        net.Listener
+	endpoint string
+	events   chan Event
+	done     chan struct{}
+	wg       sync.WaitGroup
+
+	mu     sync.Mutex
+	conns  map[*Conn]struct{}
+	closed bool
+}
+
+// Listen binds endpoint ("ipc://@name", "ipc:///path", "tcp://host:port")
+// and starts accepting peers.
+func Listen(endpoint string, opts Options) (*Socket, error) {
+	opts = opts.withDefaults()
+	if !validSocketType(opts.SocketType) {
+		return nil, fmt.Errorf("zmtp: unknown socket type %q", opts.SocketType)
+	}
+	l, err := listen(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	s := &Socket{
+		opts:     opts,
+		l:        l,
+		endpoint: endpointOf(l),
+		events:   make(chan Event, opts.EventBuffer),
+		done:     make(chan struct{}),
+		conns:    map[*Conn]struct{}{},
+	}
+	s.wg.Add(1)
+	go s.acceptLoop()
+	return s, nil
+}
+
+// Endpoint is the bound endpoint, with the real port for "tcp://...:0".
+func (s *Socket) Endpoint() string { return s.endpoint }
+
+// Events delivers every peer's events. It is closed after Close.
+func (s *Socket) Events() <-chan Event { return s.events }
+
+func (s *Socket) acceptLoop() {
+	defer s.wg.Done()
+	for {
+		nc, err := s.l.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			// Out of file descriptors and the like: wait, don't spin.
+			s.opts.Logger.Warn("accept failed", "endpoint", s.endpoint, "err", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		s.wg.Add(1)
+		go s.serve(nc)
+	}
+}
+
+func (s *Socket) serve(nc net.Conn) {
+	defer s.wg.Done()
+	br := bufio.NewReaderSize(nc, 64<<10)
+	hs, err := handshake(nc, br, &s.opts, true)
+	if err != nil {
+		s.opts.Logger.Info("peer refused in handshake", "endpoint", s.endpoint, "err", err)
+		nc.Close()
+		return
+	}
+	c := newConn(nc, br, &s.opts, hs, s.events, s.done)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	c.start(true)
+	<-c.readerDone
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Close stops accepting and closes every connection, giving each a short
+// linger to flush what is queued. No events are delivered after Close
+// starts; the event channel is closed once every goroutine has ended.
+func (s *Socket) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	err := s.l.Close()
+	for _, c := range conns {
+		c.Close()
+	}
+	close(s.done) // no more events: the owner is shutting down
+	s.wg.Wait()   // each connection flushes within its linger
+	close(s.events)
+	return err
+}
+
+// Dial connects to a listening peer and returns the connection; read its
+// messages with Recv. There is no automatic reconnection: callers decide
+// what a lost connection means for them.
+func Dial(ctx context.Context, endpoint string, opts Options) (*Conn, error) {
+	opts = opts.withDefaults()
+	if !validSocketType(opts.SocketType) {
+		return nil, fmt.Errorf("zmtp: unknown socket type %q", opts.SocketType)
+	}
+	nc, err := dial(ctx, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(nc, 64<<10)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < opts.HandshakeTimeout {
+		opts.HandshakeTimeout = time.Until(dl)
+	}
+	hs, err := handshake(nc, br, &opts, false)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	events := make(chan Event, opts.EventBuffer)
+	c := newConn(nc, br, &opts, hs, events, nil)
+	c.done = c.closing // after Close nobody will Recv
+	c.own = events
+	c.start(false)
+	return c, nil
+}
+
+// Recv returns the next message from a dialed connection. After the
+// connection ends it returns why (io.EOF if the peer closed it, ErrClosed
+// after Close). Recv is for one goroutine at a time.
+func (c *Conn) Recv() ([][]byte, error) {
+	select {
+	case ev := <-c.own:
+		if ev.Type == Message {
+			return ev.Frames, nil
+		}
+	case <-c.readerDone:
+		select {
+		case ev := <-c.own:
+			if ev.Type == Message {
+				return ev.Frames, nil
+			}
+		default:
+		}
+	}
+	<-c.readerDone
+	return nil, c.err
+}
