@@ -3,6 +3,7 @@ package zmtp
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -113,10 +114,8 @@ func (s *Socket) acceptLoop() {
 	for {
 		nc, err := s.l.Accept()
 		if err != nil {
-			select {
-			case <-s.done:
+			if errors.Is(err, net.ErrClosed) {
 				return
-			default:
 			}
 			// Out of file descriptors and the like: wait, don't spin.
 			s.opts.Logger.Warn("accept failed", "endpoint", s.endpoint, "err", err)

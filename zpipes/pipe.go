@@ -1,0 +1,148 @@
+package zpipes
+
+// chunkOverhead is what each queued chunk is charged beyond its payload
+// against the memory limits, so a flood of empty chunks is bounded too.
+const chunkOverhead = 64
+
+func cost(chunk []byte) int64 { return int64(len(chunk)) + chunkOverhead }
+
+// fifo is a queue of chunks that reuses its backing array.
+type fifo struct {
+	items [][]byte
+	head  int
+}
+
+func (q *fifo) len() int { return len(q.items) - q.head }
+
+func (q *fifo) push(b []byte) {
+	if q.head > 0 && q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	q.items = append(q.items, b)
+}
+
+func (q *fifo) pop() []byte {
+	b := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	if q.head >= 1024 && q.head*2 >= len(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	return b
+}
+
+// pushFront puts chunks back at the head, keeping their order.
+func (q *fifo) pushFront(bs [][]byte) {
+	rest := q.items[q.head:]
+	q.items = append(append(make([][]byte, 0, len(bs)+len(rest)), bs...), rest...)
+	q.head = 0
+}
+
+// writerQueue holds one writer connection's chunks in its own order.
+type writerQueue struct {
+	writer *client
+	chunks fifo
+	inRing bool
+}
+
+// stalledWrite is a WRITE held back because its pipe or the broker is over
+// its memory limit; its OK is withheld until it is admitted.
+type stalledWrite struct {
+	c     *client
+	slot  *slot
+	chunk []byte
+}
+
+// pipe is one named pipe. Only the server goroutine touches it.
+type pipe struct {
+	name string
+	// writers maps each writer connection to its queue while the queue
+	// holds chunks or the connection has the pipe open.
+	writers map[*client]*writerQueue
+	// ring lists the queues that hold chunks; the reader is served round
+	// robin across them so a heavy writer cannot starve a light one.
+	ring []*writerQueue
+	next int
+	// returned holds chunks taken back from a reader that died before
+	// they were written to its socket; they are served first.
+	returned fifo
+	bytes    int64 // cost of all queued chunks
+	chunks   int
+	openers  int
+	reader   *client
+	waiting  []*slot // the reader's READs waiting for a chunk, in order
+	stalled  []stalledWrite
+}
+
+func newPipe(name string) *pipe {
+	return &pipe{name: name, writers: map[*client]*writerQueue{}}
+}
+
+// queueOf returns the writer's queue, creating it.
+func (p *pipe) queueOf(c *client) *writerQueue {
+	q := p.writers[c]
+	if q == nil {
+		q = &writerQueue{writer: c}
+		p.writers[c] = q
+	}
+	return q
+}
+
+func (p *pipe) push(q *writerQueue, chunk []byte) {
+	q.chunks.push(chunk)
+	if !q.inRing {
+		q.inRing = true
+		p.ring = append(p.ring, q)
+	}
+	p.bytes += cost(chunk)
+	p.chunks++
+}
+
+// pop takes the next chunk: returned chunks first, then round robin over
+// the writers' queues. ok is false when the pipe is empty.
+func (p *pipe) pop() (chunk []byte, ok bool) {
+	if p.returned.len() > 0 {
+		chunk = p.returned.pop()
+	} else if len(p.ring) > 0 {
+		if p.next >= len(p.ring) {
+			p.next = 0
+		}
+		q := p.ring[p.next]
+		chunk = q.chunks.pop()
+		if q.chunks.len() == 0 {
+			q.inRing = false
+			last := len(p.ring) - 1
+			copy(p.ring[p.next:], p.ring[p.next+1:])
+			p.ring[last] = nil
+			p.ring = p.ring[:last]
+			if _, open := q.writer.open[p.name]; !open {
+				delete(p.writers, q.writer)
+			}
+		} else {
+			p.next++
+		}
+	} else {
+		return nil, false
+	}
+	p.bytes -= cost(chunk)
+	p.chunks--
+	return chunk, true
+}
+
+// giveBack re-queues chunks a dead reader never received, ahead of all
+// others and in the order they were first read.
+func (p *pipe) giveBack(chunks [][]byte) {
+	p.returned.pushFront(chunks)
+	for _, ch := range chunks {
+		p.bytes += cost(ch)
+		p.chunks++
+	}
+}
+
+// idle reports whether nothing refers to the pipe any more, so it can be
+// released.
+func (p *pipe) idle() bool {
+	return p.openers == 0 && p.chunks == 0 && len(p.stalled) == 0
+}

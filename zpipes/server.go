@@ -1,0 +1,488 @@
+package zpipes
+
+import (
+	"log/slog"
+
+	"github.com/zbroker/zbroker/zmtp"
+)
+
+// Options configure a zpipes broker. Zero fields take their defaults.
+type Options struct {
+	// Name of the broker; it serves Endpoint(Name). Default "default".
+	Name string
+	// Endpoint overrides the endpoint derived from Name.
+	Endpoint string
+	// PipeLimit and TotalLimit bound the bytes queued in one pipe and in
+	// all pipes (each chunk is charged 64 bytes beyond its payload). Over
+	// a limit, WRITEs are held and their OK withheld until readers drain
+	// the pipe. Defaults 64 MiB and 1 GiB.
+	PipeLimit  int64
+	TotalLimit int64
+	// MaxChunkSize bounds one chunk; a client sending a larger message is
+	// disconnected. Default 256 MiB.
+	MaxChunkSize int64
+	// MaxPendingReplies bounds the replies one connection may have
+	// outstanding (waiting READs, held WRITEs) before the broker stops
+	// reading its commands. Default 1000.
+	MaxPendingReplies int
+	Logger            *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Name == "" {
+		o.Name = "default"
+	}
+	if o.Endpoint == "" {
+		o.Endpoint = Endpoint(o.Name)
+	}
+	if o.PipeLimit <= 0 {
+		o.PipeLimit = 64 << 20
+	}
+	if o.TotalLimit <= 0 {
+		o.TotalLimit = 1 << 30
+	}
+	if o.MaxChunkSize <= 0 {
+		o.MaxChunkSize = 256 << 20
+	}
+	if o.MaxPendingReplies <= 0 {
+		o.MaxPendingReplies = 1000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Stats is a snapshot of the broker's state.
+type Stats struct {
+	Clients     int   // live connections
+	Pipes       int   // pipes held open or holding chunks
+	Chunks      int   // chunks queued in all pipes
+	QueuedBytes int64 // their cost against TotalLimit
+	Stalled     int   // WRITEs held back by the memory limits
+}
+
+// Server is a running zpipes broker. All broker state is owned by one
+// goroutine fed by the transport's events, so there are no locks.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	sock    *zmtp.Socket
+	queries chan chan Stats
+	stopped chan struct{}
+	final   Stats
+
+	clients map[*zmtp.Conn]*client
+	pipes   map[string]*pipe
+	total   int64
+	// stalledPipes holds pipes with WRITEs held back; the total limit can
+	// hold back writes to one pipe until another pipe drains.
+	stalledPipes map[*pipe]struct{}
+	// refill lists pipes that got chunks back during the current event.
+	refill []*pipe
+}
+
+// client is one connection's state.
+type client struct {
+	conn   *zmtp.Conn
+	fromRE bool // a REQ peer: commands carry an envelope
+	open   map[string]*pipe
+	// slots are this connection's replies not yet sent, in command
+	// order: replies on a connection must keep the order of its
+	// commands, and a READ may wait while later commands complete.
+	slots   []*slot
+	stalled int
+	paused  bool
+}
+
+// slot is a reply owed to a client.
+type slot struct {
+	env      [][]byte
+	reply    [][]byte
+	ready    bool
+	from     *pipe // a READ reply: where its chunk returns if undeliverable
+	heldBack *pipe // an unanswered WRITE held by the memory limits
+}
+
+var (
+	okReply  = [][]byte{[]byte(ReplyOK)}
+	errFrame = []byte(ReplyError)
+)
+
+// Start binds the broker's endpoint and starts serving. It fails with an
+// error wrapping zmtp.ErrAddrInUse if a broker of that name runs already.
+func Start(opts Options) (*Server, error) {
+	opts = opts.withDefaults()
+	sock, err := zmtp.Listen(opts.Endpoint, zmtp.Options{
+		SocketType:     "ROUTER",
+		MaxMessageSize: opts.MaxChunkSize + 2*MaxPipeName + 1024,
+		Logger:         opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:         opts,
+		log:          opts.Logger.With("service", "zpipes"),
+		sock:         sock,
+		queries:      make(chan chan Stats),
+		stopped:      make(chan struct{}),
+		clients:      map[*zmtp.Conn]*client{},
+		pipes:        map[string]*pipe{},
+		stalledPipes: map[*pipe]struct{}{},
+	}
+	go s.run()
+	return s, nil
+}
+
+// Endpoint is where the broker listens.
+func (s *Server) Endpoint() string { return s.sock.Endpoint() }
+
+// Stats returns a snapshot taken by the owning goroutine.
+func (s *Server) Stats() Stats {
+	q := make(chan Stats, 1)
+	select {
+	case s.queries <- q:
+		return <-q
+	case <-s.stopped:
+		return s.final
+	}
+}
+
+// Close stops the broker and returns its state at that moment; the chunks
+// it held are discarded (pipes live in memory only).
+func (s *Server) Close() Stats {
+	s.sock.Close()
+	<-s.stopped
+	return s.final
+}
+
+func (s *Server) run() {
+	defer close(s.stopped)
+	events := s.sock.Events()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				s.final = s.snapshot()
+				return
+			}
+			s.dispatch(ev)
+		case q := <-s.queries:
+			q <- s.snapshot()
+		}
+	}
+}
+
+func (s *Server) snapshot() Stats {
+	st := Stats{Clients: len(s.clients), Pipes: len(s.pipes), QueuedBytes: s.total}
+	for _, p := range s.pipes {
+		st.Chunks += p.chunks
+		st.Stalled += len(p.stalled)
+	}
+	return st
+}
+
+func (s *Server) dispatch(ev zmtp.Event) {
+	switch ev.Type {
+	case zmtp.Connected:
+		s.clients[ev.Conn] = &client{conn: ev.Conn, fromRE: ev.Conn.PeerType() == "REQ", open: map[string]*pipe{}}
+		s.log.Debug("client connected", "conn", ev.Conn.ID(), "type", ev.Conn.PeerType())
+	case zmtp.Message:
+		if c := s.clients[ev.Conn]; c != nil {
+			s.handle(c, ev.Frames)
+		}
+	case zmtp.Disconnected:
+		if c := s.clients[ev.Conn]; c != nil {
+			s.disconnect(c, ev.Unsent)
+		}
+		s.log.Debug("client disconnected", "conn", ev.Conn.ID(), "reason", ev.Err)
+	}
+	for len(s.refill) > 0 {
+		p := s.refill[len(s.refill)-1]
+		s.refill = s.refill[:len(s.refill)-1]
+		s.serveWaiting(p)
+	}
+}
+
+func (s *Server) handle(c *client, frames [][]byte) {
+	env, body := splitEnvelope(frames, c.fromRE)
+	req, bad := parseRequest(body)
+	if bad != "" {
+		s.refuse(c, env, bad)
+		return
+	}
+	if req.verb == verbOpen {
+		if c.open[string(req.pipe)] == nil {
+			p := s.pipes[string(req.pipe)]
+			if p == nil {
+				p = newPipe(string(req.pipe))
+				s.pipes[p.name] = p
+			}
+			p.openers++
+			c.open[p.name] = p
+		}
+		s.respond(c, env, okReply, nil)
+		return
+	}
+	p := c.open[string(req.pipe)]
+	if p == nil {
+		s.refuse(c, env, "pipe not open on this connection")
+		return
+	}
+	switch req.verb {
+	case verbClose:
+		s.closePipe(c, p, true)
+		s.respond(c, env, okReply, nil)
+	case verbWrite:
+		s.write(c, p, env, req.chunk)
+	case verbRead:
+		s.read(c, p, env)
+	}
+}
+
+func (s *Server) refuse(c *client, env [][]byte, reason string) {
+	s.log.Debug("invalid command", "conn", c.conn.ID(), "reason", reason)
+	s.respond(c, env, [][]byte{errFrame, []byte(reason)}, nil)
+}
+
+func (s *Server) write(c *client, p *pipe, env [][]byte, chunk []byte) {
+	if len(p.waiting) == 0 && (len(p.stalled) > 0 || p.bytes >= s.opts.PipeLimit || s.total >= s.opts.TotalLimit) {
+		sl := &slot{env: env, heldBack: p}
+		c.slots = append(c.slots, sl)
+		p.stalled = append(p.stalled, stalledWrite{c: c, slot: sl, chunk: chunk})
+		s.stalledPipes[p] = struct{}{}
+		c.stalled++
+		s.updatePause(c)
+		return
+	}
+	s.accept(c, p, chunk)
+	s.respond(c, env, okReply, nil)
+}
+
+// accept stores a chunk from writer c, or hands it straight to a waiting
+// READ.
+func (s *Server) accept(c *client, p *pipe, chunk []byte) {
+	if len(p.waiting) > 0 {
+		sl := p.waiting[0]
+		p.waiting[0] = nil
+		p.waiting = p.waiting[1:]
+		s.fill(p.reader, sl, [][]byte{chunk}, p)
+		return
+	}
+	p.push(p.queueOf(c), chunk)
+	s.total += cost(chunk)
+}
+
+func (s *Server) read(c *client, p *pipe, env [][]byte) {
+	if p.reader != nil && p.reader != c {
+		s.refuse(c, env, "pipe already has a reader")
+		return
+	}
+	p.reader = c
+	if len(p.waiting) == 0 {
+		if chunk, ok := p.pop(); ok {
+			s.total -= cost(chunk)
+			s.respond(c, env, [][]byte{chunk}, p)
+			s.admit(p)
+			return
+		}
+	}
+	sl := &slot{env: env}
+	c.slots = append(c.slots, sl)
+	p.waiting = append(p.waiting, sl)
+	s.updatePause(c)
+	s.admit(p)
+}
+
+// admit lets held WRITEs in, oldest first, while there is room for them
+// (or a READ waiting to take them at once), and then, if the total limit
+// freed room, those of other pipes.
+func (s *Server) admit(p *pipe) {
+	s.admitPipe(p)
+	if s.total < s.opts.TotalLimit {
+		for q := range s.stalledPipes {
+			s.admitPipe(q)
+		}
+	}
+}
+
+func (s *Server) admitPipe(p *pipe) {
+	for len(p.stalled) > 0 && (len(p.waiting) > 0 || (p.bytes < s.opts.PipeLimit && s.total < s.opts.TotalLimit)) {
+		w := p.stalled[0]
+		p.stalled[0] = stalledWrite{}
+		p.stalled = p.stalled[1:]
+		w.slot.heldBack = nil
+		w.c.stalled--
+		s.accept(w.c, p, w.chunk)
+		s.fill(w.c, w.slot, okReply, nil)
+	}
+	if len(p.stalled) == 0 {
+		delete(s.stalledPipes, p)
+	}
+}
+
+// respond replies at once unless earlier replies of the client are still
+// owed, in which case the reply waits its turn.
+func (s *Server) respond(c *client, env, reply [][]byte, from *pipe) {
+	if len(c.slots) == 0 {
+		s.send(c, env, reply, from)
+		return
+	}
+	sl := &slot{env: env}
+	c.slots = append(c.slots, sl)
+	s.fill(c, sl, reply, from)
+}
+
+// fill completes a slot and sends every reply that is now in turn.
+func (s *Server) fill(c *client, sl *slot, reply [][]byte, from *pipe) {
+	sl.reply, sl.ready, sl.from = reply, true, from
+	n := 0
+	for n < len(c.slots) && c.slots[n].ready {
+		head := c.slots[n]
+		s.send(c, head.env, head.reply, head.from)
+		c.slots[n] = nil
+		n++
+	}
+	if n > 0 {
+		c.slots = c.slots[n:]
+		if len(c.slots) == 0 {
+			c.slots = nil
+		}
+	}
+	s.updatePause(c)
+}
+
+func (s *Server) send(c *client, env, reply [][]byte, from *pipe) {
+	frames := reply
+	if len(env) > 0 {
+		frames = append(env[:len(env):len(env)], reply...)
+	}
+	var err error
+	if from != nil {
+		err = c.conn.SendRef(frames, from)
+	} else {
+		err = c.conn.Send(frames)
+	}
+	if err != nil && from != nil {
+		// The reader is gone and its Disconnected event is on its way:
+		// the chunk was never handed over, so it goes back.
+		s.giveBack(from, [][]byte{reply[0]})
+	}
+}
+
+// giveBack re-queues chunks that never reached their reader. A READ
+// waiting on the pipe (from a new reader) is served after the current
+// event, outside any reply loop.
+func (s *Server) giveBack(p *pipe, chunks [][]byte) {
+	p.giveBack(chunks)
+	for _, ch := range chunks {
+		s.total += cost(ch)
+	}
+	s.refill = append(s.refill, p)
+	s.log.Debug("chunks returned to pipe", "pipe", p.name, "chunks", len(chunks))
+}
+
+// updatePause stops reading a client's commands while it has WRITEs held
+// back (its backpressure) or too many replies owed, and resumes after.
+func (s *Server) updatePause(c *client) {
+	want := c.stalled > 0 || len(c.slots) >= s.opts.MaxPendingReplies
+	if want == c.paused {
+		return
+	}
+	c.paused = want
+	if want {
+		c.conn.Pause()
+	} else {
+		c.conn.Resume()
+	}
+}
+
+// closePipe ends c's use of p. On CLOSE, READs of c still waiting on p
+// are answered with an error; on disconnect there is nobody to answer.
+func (s *Server) closePipe(c *client, p *pipe, answer bool) {
+	delete(c.open, p.name)
+	p.openers--
+	if p.reader == c {
+		p.reader = nil
+		waiting := p.waiting
+		p.waiting = nil
+		for _, sl := range waiting {
+			if answer {
+				s.fill(c, sl, [][]byte{errFrame, []byte("pipe closed while READ was waiting")}, nil)
+			}
+		}
+	}
+	if q := p.writers[c]; q != nil && q.chunks.len() == 0 {
+		delete(p.writers, c)
+	}
+	s.release(p)
+}
+
+func (s *Server) release(p *pipe) {
+	if p.idle() {
+		delete(s.pipes, p.name)
+	}
+}
+
+// disconnect forgets a connection. Chunks read for it but never written
+// to its socket go back to their pipes, ahead of everything else, in the
+// order they were read; WRITEs it had held back were never acknowledged
+// and are dropped.
+func (s *Server) disconnect(c *client, unsent []zmtp.Outgoing) {
+	delete(s.clients, c.conn)
+	back := map[*pipe][][]byte{}
+	for _, o := range unsent {
+		if p, ok := o.Ref.(*pipe); ok {
+			back[p] = append(back[p], o.Frames[len(o.Frames)-1])
+		}
+	}
+	dropped := 0
+	for _, sl := range c.slots {
+		switch {
+		case sl.ready && sl.from != nil:
+			back[sl.from] = append(back[sl.from], sl.reply[0])
+		case sl.heldBack != nil:
+			p := sl.heldBack
+			for i, w := range p.stalled {
+				if w.slot == sl {
+					p.stalled = append(p.stalled[:i], p.stalled[i+1:]...)
+					break
+				}
+			}
+			if len(p.stalled) == 0 {
+				delete(s.stalledPipes, p)
+			}
+			dropped++
+		}
+	}
+	c.slots = nil
+	for p, chunks := range back {
+		s.giveBack(p, chunks)
+	}
+	for _, p := range c.open {
+		s.closePipe(c, p, false)
+	}
+	for p := range back {
+		s.release(p)
+	}
+	if dropped > 0 {
+		s.log.Warn("client gone with unacknowledged WRITEs held by the memory limit; dropped them", "conn", c.conn.ID(), "writes", dropped)
+	}
+}
+
+// serveWaiting hands queued chunks to READs waiting on p.
+func (s *Server) serveWaiting(p *pipe) {
+	for len(p.waiting) > 0 {
+		chunk, ok := p.pop()
+		if !ok {
+			return
+		}
+		s.total -= cost(chunk)
+		sl := p.waiting[0]
+		p.waiting[0] = nil
+		p.waiting = p.waiting[1:]
+		s.fill(p.reader, sl, [][]byte{chunk}, p)
+	}
+	s.admit(p)
+}
