@@ -45,12 +45,15 @@ type writerQueue struct {
 	writer *client
 	chunks fifo
 	inRing bool
+	held   int // this writer's WRITEs held back by the limits
+	pass   int // last admission pass that had to skip this writer
 }
 
 // stalledWrite is a WRITE held back because its pipe or the broker is over
 // its memory limit; its OK is withheld until it is admitted.
 type stalledWrite struct {
 	c     *client
+	q     *writerQueue
 	slot  *slot
 	chunk []byte
 }
@@ -90,6 +93,14 @@ func (p *pipe) queueOf(c *client) *writerQueue {
 	return q
 }
 
+// dropIfUnused forgets a writer's queue once it is empty, holds nothing
+// back and the writer no longer has the pipe open.
+func (p *pipe) dropIfUnused(q *writerQueue) {
+	if q.chunks.len() == 0 && q.held == 0 && p.writers[q.writer] == q && q.writer.open[p.name] == nil {
+		delete(p.writers, q.writer)
+	}
+}
+
 func (p *pipe) push(q *writerQueue, chunk []byte) {
 	q.chunks.push(chunk)
 	if !q.inRing {
@@ -117,9 +128,7 @@ func (p *pipe) pop() (chunk []byte, ok bool) {
 			copy(p.ring[p.next:], p.ring[p.next+1:])
 			p.ring[last] = nil
 			p.ring = p.ring[:last]
-			if _, open := q.writer.open[p.name]; !open {
-				delete(p.writers, q.writer)
-			}
+			p.dropIfUnused(q)
 		} else {
 			p.next++
 		}

@@ -80,6 +80,7 @@ type Server struct {
 	stalledPipes map[*pipe]struct{}
 	// refill lists pipes that got chunks back during the current event.
 	refill []*pipe
+	pass   int // admission pass counter, see admitPipe
 }
 
 // client is one connection's state.
@@ -247,11 +248,13 @@ func (s *Server) refuse(c *client, env [][]byte, reason string) {
 }
 
 func (s *Server) write(c *client, p *pipe, env [][]byte, chunk []byte) {
-	if len(p.waiting) == 0 && (len(p.stalled) > 0 || p.bytes >= s.opts.PipeLimit || s.total >= s.opts.TotalLimit) {
+	q := p.queueOf(c)
+	if len(p.waiting) == 0 && (q.held > 0 || !s.room(p, q)) {
 		sl := &slot{env: env, heldBack: p}
 		c.slots = append(c.slots, sl)
-		p.stalled = append(p.stalled, stalledWrite{c: c, slot: sl, chunk: chunk})
+		p.stalled = append(p.stalled, stalledWrite{c: c, q: q, slot: sl, chunk: chunk})
 		s.stalledPipes[p] = struct{}{}
+		q.held++
 		c.stalled++
 		s.updatePause(c)
 		return
@@ -307,16 +310,37 @@ func (s *Server) admit(p *pipe) {
 	}
 }
 
+// room reports whether a chunk from writer queue q may be queued in p. A
+// writer with nothing queued gets in even when the pipe is full, so a heavy
+// writer cannot hold back a light one; a pipe thus exceeds PipeLimit by at
+// most one chunk per writer. The total limit is strict.
+func (s *Server) room(p *pipe, q *writerQueue) bool {
+	return s.total < s.opts.TotalLimit && (p.bytes < s.opts.PipeLimit || q.chunks.len() == 0)
+}
+
+// admitPipe admits held WRITEs that now fit, in arrival order, skipping
+// (for this pass) every later WRITE of a writer whose earlier one still
+// does not fit, so each writer's order is kept.
 func (s *Server) admitPipe(p *pipe) {
-	for len(p.stalled) > 0 && (len(p.waiting) > 0 || (p.bytes < s.opts.PipeLimit && s.total < s.opts.TotalLimit)) {
-		w := p.stalled[0]
-		p.stalled[0] = stalledWrite{}
-		p.stalled = p.stalled[1:]
-		w.slot.heldBack = nil
-		w.c.stalled--
-		s.accept(w.c, p, w.chunk)
-		s.fill(w.c, w.slot, okReply, nil)
+	if len(p.stalled) == 0 || (len(p.waiting) == 0 && s.total >= s.opts.TotalLimit) {
+		return
 	}
+	s.pass++
+	kept := p.stalled[:0]
+	for _, w := range p.stalled {
+		if w.q.pass != s.pass && (len(p.waiting) > 0 || s.room(p, w.q)) {
+			w.slot.heldBack = nil
+			w.q.held--
+			w.c.stalled--
+			s.accept(w.c, p, w.chunk)
+			s.fill(w.c, w.slot, okReply, nil)
+			continue
+		}
+		w.q.pass = s.pass
+		kept = append(kept, w)
+	}
+	clear(p.stalled[len(kept):])
+	p.stalled = kept
 	if len(p.stalled) == 0 {
 		delete(s.stalledPipes, p)
 	}
@@ -413,8 +437,8 @@ func (s *Server) closePipe(c *client, p *pipe, answer bool) {
 			}
 		}
 	}
-	if q := p.writers[c]; q != nil && q.chunks.len() == 0 {
-		delete(p.writers, c)
+	if q := p.writers[c]; q != nil {
+		p.dropIfUnused(q)
 	}
 	s.release(p)
 }
@@ -446,7 +470,9 @@ func (s *Server) disconnect(c *client, unsent []zmtp.Outgoing) {
 			p := sl.heldBack
 			for i, w := range p.stalled {
 				if w.slot == sl {
+					w.q.held--
 					p.stalled = append(p.stalled[:i], p.stalled[i+1:]...)
+					p.dropIfUnused(w.q)
 					break
 				}
 			}

@@ -267,3 +267,34 @@ func TestReaderGetsNothingAfterNothingWritten(t *testing.T) {
 	c.send("READ", "p")
 	c.silent()
 }
+
+// A pipe filled to its limit by a heavy writer still takes a light
+// writer's chunk at once, and the reader gets it within a round.
+func TestLightWriterNotHeldBehindHeavy(t *testing.T) {
+	srv := startServer(t, Options{PipeLimit: 4096})
+	heavy, light, r := dialPeer(t, srv), dialPeer(t, srv), dialPeer(t, srv)
+	for _, c := range []*peer{heavy, light, r} {
+		expect(t, "OPEN", c.do("OPEN", "p"), "OK")
+	}
+	for i := 0; i < 200; i++ {
+		heavy.send("WRITE", "p", fmt.Sprintf("h%03d", i))
+	}
+	waitStats(t, srv, func(s Stats) bool { return s.Stalled > 0 })
+	expect(t, "light WRITE", light.do("WRITE", "p", "light"), "OK")
+	pos, h := -1, 0
+	for i := 0; i < 200+1; i++ {
+		got := r.do("READ", "p")
+		if got == "light" {
+			pos = i
+			continue
+		}
+		expect(t, "heavy chunk", got, fmt.Sprintf("h%03d", h))
+		h++
+	}
+	if pos < 0 || pos > 2 {
+		t.Fatalf("light chunk read at position %d", pos)
+	}
+	for i := 0; i < 200; i++ {
+		expect(t, "heavy OK", heavy.recv(), "OK")
+	}
+}
