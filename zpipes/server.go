@@ -117,7 +117,11 @@ func Start(opts Options) (*Server, error) {
 	sock, err := zmtp.Listen(opts.Endpoint, zmtp.Options{
 		SocketType:     "ROUTER",
 		MaxMessageSize: opts.MaxChunkSize + 2*MaxPipeName + 1024,
-		Logger:         opts.Logger,
+		// A client may pipeline thousands of commands before reading a
+		// reply; its replies are bounded by bytes (the transport's
+		// SendQueueBytes), not by libzmq's customary 1,000 messages.
+		SendQueueMessages: 1 << 20,
+		Logger:            opts.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,111 @@
+package main
+
+// In-process tests of the command line (run). The built binary is tested
+// end to end, with libzmq clients, in zpipes/interop_test.go.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zbroker/zbroker/zpipes"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func uniqueName(tag string) string { return "itest-" + tag + "-" + rand.Text()[:10] }
+
+func TestRunHelpExitsZero(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"--help"}, &out); code != 0 {
+		t.Fatalf("--help: exit %d, want 0\n%s", code, out.String())
+	}
+	for _, want := range []string{"usage: zbroker", "-pipe-limit", "-total-limit", "-max-chunk", "-max-pending", "-endpoint"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestRunBadArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"--no-such-flag", uniqueName("bad")},
+		{"--pipe-limit", "lots", uniqueName("bad")},
+		{uniqueName("one"), uniqueName("two")},
+	} {
+		var out bytes.Buffer
+		if code := run(args, &out); code != 2 {
+			t.Errorf("zbroker %q: exit %d, want 2\n%s", args, code, out.String())
+		}
+	}
+}
+
+func TestRunNameInUse(t *testing.T) {
+	name := uniqueName("inuse")
+	srv, err := zpipes.Start(zpipes.Options{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var out bytes.Buffer
+	if code := run([]string{name}, &out); code != 1 {
+		t.Fatalf("second broker named %q: exit %d, want 1\n%s", name, code, out.String())
+	}
+	if !strings.Contains(out.String(), "already running") || !strings.Contains(out.String(), name) {
+		t.Fatalf("message should name the broker and say it is already running:\n%s", out.String())
+	}
+}
+
+func TestRunStopsOnSIGTERM(t *testing.T) {
+	name := uniqueName("term")
+	out := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run([]string{"--pipe-limit", "1MiB", name}, out) }()
+	// The signal handler is installed before "zbroker started" is logged.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "zbroker started") {
+		select {
+		case code := <-done:
+			t.Fatalf("run exited %d before starting:\n%s", code, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("broker did not start:\n%s", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "pipe_limit=1MiB") {
+		t.Errorf("start log does not show --pipe-limit 1MiB:\n%s", out.String())
+	}
+	syscall.Kill(syscall.Getpid(), syscall.SIGTERM)
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("run did not return after SIGTERM:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "zbroker stopped") || !strings.Contains(out.String(), "discarded_chunks=0") {
+		t.Fatalf("stop log lacks \"zbroker stopped ... discarded_chunks=0\":\n%s", out.String())
+	}
+}
