@@ -8,7 +8,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -84,7 +83,8 @@ type Conn struct {
 	queuedMsgs  int // queued or being written
 	queuedBytes int64
 	paused      bool
-	closed      bool // writer has exited: Send fails
+	closed      bool  // writer has exited: Send fails
+	werr        error // why the writer exited (ErrClosed after Close)
 	unsent      []Outgoing
 
 	wakeWriter chan struct{}
@@ -237,6 +237,13 @@ func (c *Conn) readLoop(announce bool) {
 			err = ErrClosed
 		}
 	}
+	// If the writer ended first, the reader's error is likely just the
+	// deadline the writer set to wake it: report why the writer ended.
+	c.mu.Lock()
+	if c.closed && c.werr != nil {
+		err = c.werr
+	}
+	c.mu.Unlock()
 	c.startClose()
 	c.nc.SetReadDeadline(time.Now())
 	<-c.writerDone
@@ -273,32 +280,13 @@ func (c *Conn) waitReadable() error {
 		case <-c.closing:
 			return ErrClosed
 		case <-tick.C:
-			if c.br.Buffered() == 0 && peerHungUp(c.nc) {
+			// Unread data, in c.br or in the kernel, does not hide a
+			// hang-up (see peerHungUp).
+			if peerHungUp(c.nc) {
 				return io.EOF
 			}
 		}
 	}
-}
-
-// peerHungUp peeks at the socket without consuming anything: a zero-byte
-// read means the peer has closed its end.
-func peerHungUp(nc net.Conn) bool {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	hungUp := false
-	var b [1]byte
-	rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		hungUp = (n == 0 && err == nil) || errors.Is(err, syscall.ECONNRESET)
-		return true
-	})
-	return hungUp
 }
 
 // perFrameCost is charged against MaxMessageSize for each frame so that a
@@ -376,7 +364,6 @@ func (c *Conn) writeLoop() {
 	}
 	var w batchWriter
 	var batch []Outgoing
-	sentSinceTick := false
 	closing := false
 	for {
 		if !closing {
@@ -385,10 +372,10 @@ func (c *Conn) writeLoop() {
 			case <-c.closing:
 				closing = true
 			case <-hb:
-				if !sentSinceTick {
-					c.enqueue(Outgoing{Frames: [][]byte{pingData(c.opts.HeartbeatTimeout)}, command: "PING"})
-				}
-				sentSinceTick = false
+				// PING every interval even while we are sending: the
+				// peer may have nothing else to say, and its silence
+				// would otherwise time it out (libzmq does the same).
+				c.enqueue(Outgoing{Frames: [][]byte{pingData(c.opts.HeartbeatTimeout)}, command: "PING"})
 			}
 		}
 		c.mu.Lock()
@@ -396,12 +383,11 @@ func (c *Conn) writeLoop() {
 		c.mu.Unlock()
 		if len(batch) == 0 {
 			if closing {
-				c.finishWriter(nil)
+				c.finishWriter(nil, ErrClosed)
 				return
 			}
 			continue
 		}
-		sentSinceTick = true
 		n, err := w.write(c.nc, batch)
 		var bytes int64
 		for _, o := range batch[:n] {
@@ -413,7 +399,7 @@ func (c *Conn) writeLoop() {
 		c.mu.Unlock()
 		signal(c.wakeReader)
 		if err != nil {
-			c.finishWriter(batch[n:])
+			c.finishWriter(batch[n:], err)
 			return
 		}
 		clear(batch) // drop references to sent payloads
@@ -421,10 +407,11 @@ func (c *Conn) writeLoop() {
 }
 
 // finishWriter marks the connection closed and keeps what was never
-// written, in order, for the Disconnected event.
-func (c *Conn) finishWriter(unwritten []Outgoing) {
+// written, in order, for the Disconnected event, and why the writer ended.
+func (c *Conn) finishWriter(unwritten []Outgoing, err error) {
 	c.mu.Lock()
 	c.closed = true
+	c.werr = err
 	var unsent []Outgoing
 	for _, o := range append(unwritten, c.outq...) {
 		if o.command == "" {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
-	"strings"
 )
 
 const greetingSize = 64
@@ -78,7 +77,7 @@ func parseMetadata(data []byte) (metadata, error) {
 		if n == 0 || len(data) < 1+n+4 {
 			return nil, protoErr("malformed metadata")
 		}
-		name := strings.ToLower(string(data[1 : 1+n]))
+		name := asciiLower(data[1 : 1+n])
 		data = data[1+n:]
 		vlen := binary.BigEndian.Uint32(data)
 		data = data[4:]
@@ -89,6 +88,20 @@ func parseMetadata(data []byte) (metadata, error) {
 		data = data[vlen:]
 	}
 	return md, nil
+}
+
+// asciiLower lower-cases ASCII letters only. Property names are ASCII;
+// strings.ToLower would rewrite other bytes (invalid UTF-8 becomes U+FFFD)
+// and fold non-ASCII letters into ASCII ones (KELVIN SIGN becomes 'k').
+func asciiLower(b []byte) string {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return string(out)
 }
 
 // compatible lists which peer socket types each socket type accepts

@@ -56,6 +56,9 @@ func handshake(nc net.Conn, br *bufio.Reader, opts *Options, asServer bool) (hs 
 	hs.identity = md["identity"]
 	if !compatibleTypes(opts.SocketType, hs.peerType) {
 		reason := fmt.Sprintf("socket type %s cannot talk to %s", hs.peerType, opts.SocketType)
+		if len(reason) > 255 { // the ERROR reason has a one-byte length
+			reason = reason[:255]
+		}
 		errBody := append([]byte{byte(len(reason))}, reason...)
 		nc.Write(appendCommand(nil, "ERROR", errBody))
 		return hs, protoErr("%s", reason)
@@ -74,9 +77,10 @@ type Socket struct {
 	done     chan struct{}
 	wg       sync.WaitGroup
 
-	mu     sync.Mutex
-	conns  map[*Conn]struct{}
-	closed bool
+	mu      sync.Mutex
+	conns   map[*Conn]struct{}
+	pending map[net.Conn]struct{} // peers still in their handshake
+	closed  bool
 }
 
 // Listen binds endpoint ("ipc://@name", "ipc:///path", "tcp://host:port")
@@ -97,6 +101,7 @@ func Listen(endpoint string, opts Options) (*Socket, error) {
 		events:   make(chan Event, opts.EventBuffer),
 		done:     make(chan struct{}),
 		conns:    map[*Conn]struct{}{},
+		pending:  map[net.Conn]struct{}{},
 	}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -129,8 +134,21 @@ func (s *Socket) acceptLoop() {
 
 func (s *Socket) serve(nc net.Conn) {
 	defer s.wg.Done()
+	// Close closes peers still in their handshake rather than waiting up
+	// to HandshakeTimeout for them.
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.pending[nc] = struct{}{}
+	s.mu.Unlock()
 	br := bufio.NewReaderSize(nc, 64<<10)
 	hs, err := handshake(nc, br, &s.opts, true)
+	s.mu.Lock()
+	delete(s.pending, nc)
+	s.mu.Unlock()
 	if err != nil {
 		s.opts.Logger.Info("peer refused in handshake", "endpoint", s.endpoint, "err", err)
 		nc.Close()
@@ -165,6 +183,9 @@ func (s *Socket) Close() error {
 	conns := make([]*Conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
+	}
+	for nc := range s.pending {
+		nc.Close()
 	}
 	s.mu.Unlock()
 	err := s.l.Close()
