@@ -76,7 +76,13 @@ type Conn struct {
 	events chan<- Event
 	done   <-chan struct{} // closed when nobody consumes events any more
 	own    chan Event      // a dialed connection's events, read by Recv
-	err    error           // why the connection ended, set before readerDone
+	// dialed marks our own side of a connection: it reads replies no
+	// matter how much the application has queued to send, and reads to
+	// the end even after a failed write, as replies may still be there.
+	dialed     bool
+	userClosed chan struct{} // a dialed connection's Close was called
+	block      frameBlock    // frame lists of messages read, see readBuffered
+	err        error         // why the connection ended, set before readerDone
 
 	mu          sync.Mutex
 	outq        []Outgoing
@@ -87,12 +93,13 @@ type Conn struct {
 	werr        error // why the writer exited (ErrClosed after Close)
 	unsent      []Outgoing
 
-	wakeWriter chan struct{}
-	wakeReader chan struct{}
-	closing    chan struct{}
-	closeOnce  sync.Once
-	writerDone chan struct{}
-	readerDone chan struct{}
+	wakeWriter    chan struct{}
+	wakeReader    chan struct{}
+	closing       chan struct{}
+	closeOnce     sync.Once
+	userCloseOnce sync.Once
+	writerDone    chan struct{}
+	readerDone    chan struct{}
 }
 
 // ID is unique among all connections of this process and never reused.
@@ -156,6 +163,9 @@ func (c *Conn) Resume() {
 // Close ends the connection after trying, for a short linger, to write
 // what is queued. The Disconnected event follows.
 func (c *Conn) Close() error {
+	if c.dialed {
+		c.userCloseOnce.Do(func() { close(c.userClosed) })
+	}
 	c.startClose()
 	return nil
 }
@@ -211,6 +221,11 @@ func (c *Conn) start(announce bool) {
 }
 
 func (c *Conn) deliver(ev Event) bool {
+	select { // a plain send first: cheaper than a two-way select
+	case c.events <- ev:
+		return true
+	default:
+	}
 	select {
 	case c.events <- ev:
 		return true
@@ -267,7 +282,7 @@ func (c *Conn) waitReadable() error {
 	}()
 	for {
 		c.mu.Lock()
-		blocked := c.paused || c.queuedMsgs >= c.opts.SendQueueMessages || c.queuedBytes >= c.opts.SendQueueBytes
+		blocked := c.paused || (!c.dialed && (c.queuedMsgs >= c.opts.SendQueueMessages || c.queuedBytes >= c.opts.SendQueueBytes))
 		c.mu.Unlock()
 		if !blocked {
 			return nil
@@ -300,6 +315,16 @@ func (c *Conn) readMessage() ([][]byte, error) {
 	for {
 		if hb {
 			c.nc.SetReadDeadline(time.Now().Add(c.opts.HeartbeatTimeout))
+		}
+		if len(frames) == 0 {
+			// Fill the buffer with what the peer has sent, then take
+			// the common case, a whole small message, in one piece.
+			if _, err := c.br.Peek(1); err != nil {
+				return nil, err
+			}
+			if msg, ok := readBuffered(c.br, budget, &c.block); ok {
+				return msg, nil
+			}
 		}
 		flags, body, err := readFrame(c.br, budget)
 		if err != nil {
@@ -422,8 +447,10 @@ func (c *Conn) finishWriter(unwritten []Outgoing, err error) {
 	c.outq = nil
 	c.mu.Unlock()
 	c.startClose()
-	// Wakes a reader blocked in Read so it notices the end.
-	c.nc.SetReadDeadline(time.Now())
+	if !c.dialed || err == ErrClosed {
+		// Wakes a reader blocked in Read so it notices the end.
+		c.nc.SetReadDeadline(time.Now())
+	}
 }
 
 func pingData(ttl time.Duration) []byte {

@@ -123,3 +123,80 @@ func parseCommand(body []byte) (name string, data []byte, err error) {
 	n := int(body[0])
 	return string(body[1 : 1+n]), body[1+n:], nil
 }
+
+// frameBlock hands out frame lists carved from one larger allocation, so a
+// message costs no allocation of its own for them. A block is freed when
+// no message carved from it is referenced any more.
+type frameBlock struct{ free [][]byte }
+
+func (b *frameBlock) take(n int) [][]byte {
+	if len(b.free) < n {
+		b.free = make([][]byte, max(256, n))
+	}
+	f := b.free[:n:n]
+	b.free = b.free[n:]
+	return f
+}
+
+// readBuffered decodes a data message that is already complete in r's
+// buffer, copying all its frame bodies into one allocation. It reports
+// ok=false, consuming nothing, when the message is incomplete, starts with
+// a command, or breaks any rule; readFrame then handles it (and its errors)
+// one frame at a time.
+func readBuffered(r *bufio.Reader, budget int64, block *frameBlock) (frames [][]byte, ok bool) {
+	buf, _ := r.Peek(r.Buffered())
+	pos, total, n := 0, 0, 0
+	for {
+		if pos >= len(buf) {
+			return nil, false
+		}
+		flags := buf[pos]
+		if flags&^(flagMore|flagLong) != 0 {
+			return nil, false
+		}
+		var size uint64
+		hdr := 2
+		if flags&flagLong != 0 {
+			hdr = 9
+			if pos+hdr > len(buf) {
+				return nil, false
+			}
+			size = binary.BigEndian.Uint64(buf[pos+1:])
+		} else if pos+1 < len(buf) {
+			size = uint64(buf[pos+1])
+		}
+		if size > uint64(budget) || uint64(len(buf)-pos-hdr) < size {
+			return nil, false
+		}
+		pos += hdr + int(size)
+		total += int(size)
+		n++
+		budget -= int64(size) + perFrameCost
+		if flags&flagMore == 0 {
+			break
+		}
+		if budget < 0 {
+			return nil, false
+		}
+	}
+	bodies := make([]byte, total)
+	frames = block.take(n)
+	pos, off := 0, 0
+	for i := range frames {
+		flags := buf[pos]
+		var size int
+		if flags&flagLong != 0 {
+			size = int(binary.BigEndian.Uint64(buf[pos+1:]))
+			pos += 9
+		} else {
+			size = int(buf[pos+1])
+			pos += 2
+		}
+		frames[i] = bodies[off : off+size : off+size]
+		copy(frames[i], buf[pos:pos+size])
+		pos += size
+		off += size
+	}
+	r.Discard(pos)
+	return frames, true
+}

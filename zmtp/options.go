@@ -15,11 +15,13 @@ type Options struct {
 	// MaxMessageSize caps the total body bytes of one incoming message;
 	// a peer exceeding it is disconnected. Default 256 MiB.
 	MaxMessageSize int64
-	// SendQueueMessages and SendQueueBytes bound each connection's queue of
-	// outgoing messages. Past either bound the connection stops reading
-	// from its peer until the queue drains: a peer that does not read its
-	// replies stops being served, and nobody else waits. Defaults 1000
-	// messages and 64 MiB.
+	// SendQueueMessages and SendQueueBytes bound each accepted
+	// connection's queue of outgoing messages. Past either bound the
+	// connection stops reading from its peer until the queue drains: a
+	// peer that does not read its replies stops being served, and nobody
+	// else waits. Dialed connections never stop reading on this account
+	// (their replies are what drains the application's queue). Defaults
+	// 1000 messages and 64 MiB.
 	SendQueueMessages int
 	SendQueueBytes    int64
 	// HeartbeatInterval, if set, makes us PING ZMTP 3.1 peers when idle and

@@ -221,7 +221,9 @@ func Dial(ctx context.Context, endpoint string, opts Options) (*Conn, error) {
 	}
 	events := make(chan Event, opts.EventBuffer)
 	c := newConn(nc, br, &opts, hs, events, nil)
-	c.done = c.closing // after Close nobody will Recv
+	c.dialed = true
+	c.userClosed = make(chan struct{})
+	c.done = c.userClosed // after Close nobody will Recv
 	c.own = events
 	c.start(false)
 	return c, nil

@@ -1,0 +1,197 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/zbroker/zbroker/zpipes"
+	"github.com/zbroker/zbroker/zpipes/client"
+)
+
+// exampleBroker starts an in-process broker under a name of its own, as a
+// real program would run `zbroker NAME`, and returns the name.
+func exampleBroker() (name string, stop func()) {
+	name = fmt.Sprintf("example-%d-%x", os.Getpid(), rand.Uint64())
+	srv, err := zpipes.Start(zpipes.Options{Name: name, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return name, func() { srv.Close() }
+}
+
+func Example() {
+	broker, stop := exampleBroker() // normally: a running `zbroker`
+	defer stop()
+	ctx := context.Background()
+
+	c, err := client.Dial(ctx, broker)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Disconnect()
+
+	if err := c.Open(ctx, "greetings"); err != nil {
+		log.Fatal(err)
+	}
+	for _, s := range []string{"hello", "world"} {
+		if err := c.Write(ctx, "greetings", []byte(s)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	for range 2 {
+		chunk, err := c.Read(ctx, "greetings")
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s\n", chunk)
+	}
+	if err := c.Close(ctx, "greetings"); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// hello
+	// world
+}
+
+// Keep up to 100 WRITEs in flight instead of waiting for each OK.
+func ExamplePipeline() {
+	broker, stop := exampleBroker()
+	defer stop()
+	ctx := context.Background()
+	c, err := client.Dial(ctx, broker)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Disconnect()
+
+	pl := client.NewPipeline(100)
+	pl.Add(ctx, c.OpenAsync("numbers"))
+	for i := range 10000 {
+		if err := pl.Add(ctx, c.WriteAsync("numbers", []byte(fmt.Sprint(i)))); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := pl.Flush(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	last, n := "", 0
+	for range 10000 {
+		chunk, err := c.Read(ctx, "numbers")
+		if err != nil {
+			log.Fatal(err)
+		}
+		last = string(chunk)
+		n++
+	}
+	fmt.Println(n, "chunks, the last one", last)
+	// Output: 10000 chunks, the last one 9999
+}
+
+// A Writer and a Reader carry a byte stream through a pipe; WithEOS marks
+// its end with an empty chunk, as the zpipe command does.
+func ExampleNewWriter() {
+	broker, stop := exampleBroker()
+	defer stop()
+	ctx := context.Background()
+	producer, err := client.Dial(ctx, broker)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer producer.Disconnect()
+	consumer, err := client.Dial(ctx, broker)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer consumer.Disconnect()
+
+	go func() {
+		w := client.NewWriter(producer, "text", client.WithEOS())
+		io.Copy(w, strings.NewReader("one stream,\nmany chunks\n"))
+		if err := w.Close(); err != nil { // waits for every OK
+			log.Fatal(err)
+		}
+	}()
+
+	r := client.NewReader(consumer, "text", client.WithEOS())
+	defer r.Close()
+	if _, err := io.Copy(os.Stdout, r); err != nil { // ends at the EOS chunk
+		log.Fatal(err)
+	}
+	// Output:
+	// one stream,
+	// many chunks
+}
+
+// Refusals by the broker are *BrokerError; the connection stays usable.
+func ExampleBrokerError() {
+	broker, stop := exampleBroker()
+	defer stop()
+	ctx := context.Background()
+	c, err := client.Dial(ctx, broker)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Disconnect()
+
+	err = c.Write(ctx, "not-opened", []byte("data"))
+	var be *client.BrokerError
+	if errors.As(err, &be) {
+		fmt.Println("refused:", be.Reason)
+	}
+	fmt.Println("still usable:", c.Open(ctx, "not-opened") == nil)
+	// Output:
+	// refused: pipe not open on this connection
+	// still usable: true
+}
+
+// A Read that times out is not lost: the next Read of the pipe takes over
+// the READ already sent, so chunks arrive once and in order.
+func ExampleClient_Read_timeout() {
+	broker, stop := exampleBroker()
+	defer stop()
+	ctx := context.Background()
+	c, err := client.Dial(ctx, broker)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Disconnect()
+	writer, err := client.Dial(ctx, broker)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer writer.Disconnect()
+	c.Open(ctx, "jobs")
+	writer.Open(ctx, "jobs")
+
+	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	_, err = c.Read(short, "jobs") // nothing there yet
+	cancel()
+	fmt.Println(err)
+
+	writer.Write(ctx, "jobs", []byte("job 1"))
+	writer.Write(ctx, "jobs", []byte("job 2"))
+	for range 2 {
+		chunk, _ := c.Read(ctx, "jobs")
+		fmt.Printf("%s\n", chunk)
+	}
+	// Output:
+	// context deadline exceeded
+	// job 1
+	// job 2
+}
+
+// Dial reports a broker that is not running with ErrNoBroker.
+func ExampleDial_noBroker() {
+	_, err := client.Dial(context.Background(), fmt.Sprintf("nobody-%x", rand.Uint64()))
+	fmt.Println(errors.Is(err, client.ErrNoBroker))
+	// Output: true
+}
