@@ -31,8 +31,10 @@ const (
 // Event is one thing that happened on a connection. Events of one
 // connection arrive in order.
 type Event struct {
-	Type   EventType
-	Conn   *Conn
+	Type EventType
+	Conn *Conn
+	// Frames of a Message. The list may be carved from a block shared
+	// with other messages: keep the frames you need, not the list.
 	Frames [][]byte
 	// Unsent lists, in order, the messages passed to Send that were not
 	// written in full to the socket before it closed, so their owner can

@@ -81,6 +81,8 @@ type Server struct {
 	// refill lists pipes that got chunks back during the current event.
 	refill []*pipe
 	pass   int // admission pass counter, see admitPipe
+	// replyBlock is the unused rest of the block chunkReply carves from.
+	replyBlock [][]byte
 }
 
 // client is one connection's state.
@@ -103,6 +105,15 @@ type slot struct {
 	ready    bool
 	from     *pipe // a READ reply: where its chunk returns if undeliverable
 	heldBack *pipe // an unanswered WRITE held by the memory limits
+}
+
+// newSlot makes a slot for a reply. The envelope is copied because the
+// transport's frame lists share blocks that must not be kept alive.
+func newSlot(env [][]byte) *slot {
+	if len(env) > 0 {
+		env = append([][]byte(nil), env...)
+	}
+	return &slot{env: env}
 }
 
 var (
@@ -246,6 +257,23 @@ func (s *Server) handle(c *client, frames [][]byte) {
 	}
 }
 
+// chunkReply makes the one-frame reply to a READ. For small chunks the
+// frame list is carved from a shared block, so a relayed chunk costs no
+// allocation here. A block lives until all its replies are written, so
+// one reply held back pins at most 128 small chunks (128 KiB).
+func (s *Server) chunkReply(chunk []byte) [][]byte {
+	if len(chunk) > 1024 {
+		return [][]byte{chunk}
+	}
+	if len(s.replyBlock) == 0 {
+		s.replyBlock = make([][]byte, 128)
+	}
+	r := s.replyBlock[:1:1]
+	s.replyBlock = s.replyBlock[1:]
+	r[0] = chunk
+	return r
+}
+
 func (s *Server) refuse(c *client, env [][]byte, reason string) {
 	s.log.Debug("invalid command", "conn", c.conn.ID(), "reason", reason)
 	s.respond(c, env, [][]byte{errFrame, []byte(reason)}, nil)
@@ -254,7 +282,8 @@ func (s *Server) refuse(c *client, env [][]byte, reason string) {
 func (s *Server) write(c *client, p *pipe, env [][]byte, chunk []byte) {
 	q := p.queueOf(c)
 	if len(p.waiting) == 0 && (q.held > 0 || !s.room(p, q)) {
-		sl := &slot{env: env, heldBack: p}
+		sl := newSlot(env)
+		sl.heldBack = p
 		c.slots = append(c.slots, sl)
 		p.stalled = append(p.stalled, stalledWrite{c: c, q: q, slot: sl, chunk: chunk})
 		s.stalledPipes[p] = struct{}{}
@@ -274,7 +303,7 @@ func (s *Server) accept(c *client, p *pipe, chunk []byte) {
 		sl := p.waiting[0]
 		p.waiting[0] = nil
 		p.waiting = p.waiting[1:]
-		s.fill(p.reader, sl, [][]byte{chunk}, p)
+		s.fill(p.reader, sl, s.chunkReply(chunk), p)
 		return
 	}
 	p.push(p.queueOf(c), chunk)
@@ -290,12 +319,12 @@ func (s *Server) read(c *client, p *pipe, env [][]byte) {
 	if len(p.waiting) == 0 {
 		if chunk, ok := p.pop(); ok {
 			s.total -= cost(chunk)
-			s.respond(c, env, [][]byte{chunk}, p)
+			s.respond(c, env, s.chunkReply(chunk), p)
 			s.admit(p)
 			return
 		}
 	}
-	sl := &slot{env: env}
+	sl := newSlot(env)
 	c.slots = append(c.slots, sl)
 	p.waiting = append(p.waiting, sl)
 	s.updatePause(c)
@@ -357,7 +386,7 @@ func (s *Server) respond(c *client, env, reply [][]byte, from *pipe) {
 		s.send(c, env, reply, from)
 		return
 	}
-	sl := &slot{env: env}
+	sl := newSlot(env)
 	c.slots = append(c.slots, sl)
 	s.fill(c, sl, reply, from)
 }
@@ -512,7 +541,7 @@ func (s *Server) serveWaiting(p *pipe) {
 		sl := p.waiting[0]
 		p.waiting[0] = nil
 		p.waiting = p.waiting[1:]
-		s.fill(p.reader, sl, [][]byte{chunk}, p)
+		s.fill(p.reader, sl, s.chunkReply(chunk), p)
 	}
 	s.admit(p)
 }
