@@ -164,6 +164,8 @@ func readBuffered(r *bufio.Reader, budget int64, block *frameBlock) (frames [][]
 			size = binary.BigEndian.Uint64(buf[pos+1:])
 		} else if pos+1 < len(buf) {
 			size = uint64(buf[pos+1])
+		} else {
+			return nil, false // the size byte has not arrived
 		}
 		if size > uint64(budget) || uint64(len(buf)-pos-hdr) < size {
 			return nil, false
