@@ -1,11 +1,11 @@
-# zbroker — see README.md. Targets: run build deps test lint fuzz clean.
+# zbroker — see README.md. Targets: run build deps test lint fuzz bench clean.
 
 GO          ?= go
 ARGS        ?= default
 FUZZTIME    ?= 60s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all run build deps test lint fuzz clean
+.PHONY: all run build deps test lint fuzz bench clean
 
 all: build
 
@@ -17,6 +17,7 @@ run:
 build:
 	$(GO) build -o bin/zbroker ./cmd/zbroker
 	$(GO) build -o bin/zpipe ./cmd/zpipe
+	$(GO) build -o bin/zpipes-bench ./cmd/zpipes-bench
 
 # Check (or apt-get install) python3-zmq, libzmq3-dev, pkg-config, gcc.
 deps:
@@ -34,6 +35,12 @@ lint:
 # Longer fuzzing of every Fuzz target: make fuzz FUZZTIME=10m
 fuzz:
 	@bash scripts/fuzz.sh $(FUZZTIME)
+
+# Benchmarks (see BENCHMARKS.md): make bench BENCH_ARGS="--repeat 5"
+BENCH_ARGS ?=
+bench:
+	$(GO) run ./cmd/zpipes-bench $(BENCH_ARGS)
+	$(GO) test -run '^$$' -bench . -benchmem ./zpipes/ ./zmtp/ ./internal/relay/
 
 clean:
 	rm -rf bin
