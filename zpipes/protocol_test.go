@@ -95,3 +95,13 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseRequest(b *testing.B) {
+	msg := frames("WRITE", "pipe", strings.Repeat("x", 64))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, bad := parseRequest(msg); bad != "" {
+			b.Fatal(bad)
+		}
+	}
+}

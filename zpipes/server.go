@@ -443,7 +443,10 @@ func (s *Server) giveBack(p *pipe, chunks [][]byte) {
 // updatePause stops reading a client's commands while it has WRITEs held
 // back (its backpressure) or too many replies owed, and resumes after.
 func (s *Server) updatePause(c *client) {
-	want := c.stalled > 0 || len(c.slots) >= s.opts.MaxPendingReplies
+	// Resuming only at half the bound keeps a reader that always has
+	// about MaxPendingReplies READs waiting from flapping on every reply.
+	owed := len(c.slots)
+	want := c.stalled > 0 || owed >= s.opts.MaxPendingReplies || (c.paused && owed > s.opts.MaxPendingReplies/2)
 	if want == c.paused {
 		return
 	}
