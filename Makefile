@@ -17,6 +17,7 @@ run:
 build:
 	$(GO) build -o bin/zbroker ./cmd/zbroker
 	$(GO) build -o bin/zpipe ./cmd/zpipe
+	$(GO) build -o bin/mdp ./cmd/mdp
 	$(GO) build -o bin/zpipes-bench ./cmd/zpipes-bench
 
 # Check (or apt-get install) python3-zmq, libzmq3-dev, pkg-config, gcc.
@@ -40,7 +41,7 @@ fuzz:
 BENCH_ARGS ?=
 bench:
 	$(GO) run ./cmd/zpipes-bench $(BENCH_ARGS)
-	$(GO) test -run '^$$' -bench . -benchmem ./zpipes/ ./zmtp/ ./internal/relay/
+	$(GO) test -run '^$$' -bench . -benchmem ./zpipes/ ./zmtp/ ./internal/relay/ ./majordomo/
 
 clean:
 	rm -rf bin

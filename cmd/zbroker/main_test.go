@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zbroker/zbroker/majordomo"
 	"github.com/zbroker/zbroker/zpipes"
 )
 
@@ -51,6 +53,7 @@ func TestRunBadArguments(t *testing.T) {
 		{"--no-such-flag", uniqueName("bad")},
 		{"--pipe-limit", "lots", uniqueName("bad")},
 		{uniqueName("one"), uniqueName("two")},
+		{"--no-zpipes", "--no-majordomo", uniqueName("none")},
 	} {
 		var out bytes.Buffer
 		if code := run(args, &out); code != 2 {
@@ -75,12 +78,13 @@ func TestRunNameInUse(t *testing.T) {
 	}
 }
 
-func TestRunStopsOnSIGTERM(t *testing.T) {
-	name := uniqueName("term")
+// startRun runs the broker in the background and waits until it has
+// started (the signal handler is installed before "zbroker started").
+func startRun(t *testing.T, args ...string) (*syncBuffer, chan int) {
+	t.Helper()
 	out := &syncBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run([]string{"--pipe-limit", "1MiB", name}, out) }()
-	// The signal handler is installed before "zbroker started" is logged.
+	go func() { done <- run(args, out) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out.String(), "zbroker started") {
 		select {
@@ -93,9 +97,12 @@ func TestRunStopsOnSIGTERM(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if !strings.Contains(out.String(), "pipe_limit=1MiB") {
-		t.Errorf("start log does not show --pipe-limit 1MiB:\n%s", out.String())
-	}
+	return out, done
+}
+
+// stopRun sends SIGTERM and expects a prompt exit 0.
+func stopRun(t *testing.T, out *syncBuffer, done chan int) {
+	t.Helper()
 	syscall.Kill(syscall.Getpid(), syscall.SIGTERM)
 	select {
 	case code := <-done:
@@ -105,7 +112,51 @@ func TestRunStopsOnSIGTERM(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("run did not return after SIGTERM:\n%s", out.String())
 	}
+}
+
+func TestRunStopsOnSIGTERM(t *testing.T) {
+	name := uniqueName("term")
+	out, done := startRun(t, "--pipe-limit", "1MiB", name)
+	if !strings.Contains(out.String(), "pipe_limit=1MiB") {
+		t.Errorf("start log does not show --pipe-limit 1MiB:\n%s", out.String())
+	}
+	// The same process serves Majordomo: MMI answers.
+	mdp, err := majordomo.NewClient(majordomo.Endpoint(name), majordomo.ClientOptions{Timeout: 5 * time.Second, Retries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := mdp.Call(context.Background(), "mmi.service", []byte("echo"))
+	mdp.Close()
+	if err != nil || len(reply) != 1 || string(reply[0]) != "404" {
+		t.Fatalf("mmi.service echo: %q, %v; want 404", reply, err)
+	}
+	stopRun(t, out, done)
 	if !strings.Contains(out.String(), "zbroker stopped") || !strings.Contains(out.String(), "discarded_chunks=0") {
 		t.Fatalf("stop log lacks \"zbroker stopped ... discarded_chunks=0\":\n%s", out.String())
 	}
+}
+
+// A Majordomo endpoint in use fails the start (and releases zpipes),
+// unless --no-majordomo says not to serve it.
+func TestRunServiceSwitches(t *testing.T) {
+	name := uniqueName("switch")
+	busy, err := majordomo.Start(majordomo.Options{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	var out bytes.Buffer
+	if code := run([]string{name}, &out); code != 1 || !strings.Contains(out.String(), "already running") {
+		t.Fatalf("Majordomo endpoint in use: exit %d, want 1 with a clear message\n%s", code, out.String())
+	}
+	if srv, err := zpipes.Start(zpipes.Options{Name: name}); err != nil {
+		t.Fatalf("zpipes endpoint left bound after the failed start: %v", err)
+	} else {
+		srv.Close()
+	}
+	log, done := startRun(t, "--no-majordomo", name)
+	if strings.Contains(log.String(), "majordomo=") {
+		t.Errorf("--no-majordomo still logs a Majordomo endpoint:\n%s", log.String())
+	}
+	stopRun(t, log, done)
 }

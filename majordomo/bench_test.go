@@ -1,0 +1,288 @@
+package majordomo
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/zbroker/zbroker/zmtp"
+)
+
+// Throughput of request-reply through the broker, in process: one client
+// keeping a window of requests in flight (asynchronous Send/Recv), N echo
+// workers, 64-byte bodies. One op is one request answered.
+//
+//	go test -run '^$' -bench 'Requests|BareRelay' -benchtime 3s ./majordomo/
+//
+// BenchmarkBareRelay is the same traffic through a minimal ROUTER
+// forwarder on the same transport with no MDP logic (no headers, no
+// services, no heartbeats, workers pipelined instead of one request at a
+// time): the ratio of the two is what MDP costs.
+func BenchmarkRequests(b *testing.B) {
+	for _, n := range []int{1, 4, 16} {
+		for _, v := range []Version{V1, V2} {
+			b.Run(fmt.Sprintf("workers=%d/%v", n, v), func(b *testing.B) { benchMDP(b, n, v) })
+		}
+	}
+}
+
+func BenchmarkBareRelay(b *testing.B) {
+	for _, n := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) { benchRelay(b, n, false) })
+	}
+}
+
+// BenchmarkLBRelay is the like-for-like baseline: the same minimal
+// forwarder, but giving each worker one request at a time (the zguide's
+// load-balancing broker), which is the flow MDP mandates.
+func BenchmarkLBRelay(b *testing.B) {
+	for _, n := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) { benchRelay(b, n, true) })
+	}
+}
+
+const (
+	benchBody   = 64
+	benchWindow = 256
+)
+
+func benchMDP(b *testing.B, workers int, v Version) {
+	send, recv := mdpRig(b, workers, v)
+	b.SetBytes(benchBody)
+	b.ReportAllocs()
+	b.ResetTimer()
+	pump(b, b.N, send, recv)
+}
+
+// mdpRig starts a broker, workers and a warmed-up client, and returns the
+// client's send and receive steps.
+func mdpRig(tb testing.TB, workers int, v Version) (send, recv func() error) {
+	srv := startBroker(tb, Options{Name: fmt.Sprintf("bench-%d", rand.Uint64())})
+	for i := 0; i < workers; i++ {
+		goWorker(tb, srv.Endpoint(), "echo", echo, WorkerOptions{Version: v})
+	}
+	waitWorkers(tb, srv, workers)
+	c := newClient(tb, srv.Endpoint(), ClientOptions{Version: v})
+	ctx := context.Background()
+	body := make([]byte, benchBody)
+	if _, err := c.Call(ctx, "echo", body); err != nil {
+		tb.Fatal(err)
+	}
+	send = func() error { return c.Send(ctx, "echo", body) }
+	recv = func() error {
+		r, err := c.Recv(ctx)
+		if err == nil && (len(r.Body) != 1 || len(r.Body[0]) != benchBody) {
+			err = fmt.Errorf("bad reply %q", r.Body)
+		}
+		return err
+	}
+	return send, recv
+}
+
+// pump keeps up to benchWindow requests in flight until n are answered.
+func pump(b testing.TB, n int, send, recv func() error) {
+	sent := 0
+	for ; sent < n && sent < benchWindow; sent++ {
+		if err := send(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for got := 0; got < n; got++ {
+		if err := recv(); err != nil {
+			b.Fatal(err)
+		}
+		if sent < n {
+			if err := send(); err != nil {
+				b.Fatal(err)
+			}
+			sent++
+		}
+	}
+}
+
+// startRelay is the baseline: a ROUTER that forwards client messages to
+// workers (behind an 8-byte client id) and worker replies back. Round
+// robin, or with oneAtATime to the longest idle worker, holding messages
+// while every worker has one.
+func startRelay(b testing.TB, oneAtATime bool) *zmtp.Socket {
+	sock, err := zmtp.Listen(fmt.Sprintf("ipc://@/majordomo-bench-relay/%d", rand.Uint64()),
+		zmtp.Options{SocketType: "ROUTER", EventBuffer: 256, Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		conns := map[uint64]*zmtp.Conn{}
+		isWorker := map[*zmtp.Conn]bool{}
+		var workers []*zmtp.Conn
+		next := 0
+		var idle []*zmtp.Conn
+		var waiting [][][]byte
+		for ev := range sock.Events() {
+			switch ev.Type {
+			case zmtp.Connected:
+				conns[ev.Conn.ID()] = ev.Conn
+			case zmtp.Disconnected:
+				delete(conns, ev.Conn.ID())
+			case zmtp.Message:
+				f := ev.Frames
+				switch {
+				case len(f) == 1 && string(f[0]) == "W":
+					isWorker[ev.Conn] = true
+					workers = append(workers, ev.Conn)
+					idle = append(idle, ev.Conn)
+				case isWorker[ev.Conn]:
+					if c := conns[binary.BigEndian.Uint64(f[0])]; c != nil {
+						c.Send(f[1:])
+					}
+					if oneAtATime {
+						if len(waiting) > 0 {
+							ev.Conn.Send(waiting[0])
+							waiting = waiting[1:]
+						} else {
+							idle = append(idle, ev.Conn)
+						}
+					}
+				case len(workers) > 0:
+					out := make([][]byte, 0, len(f)+1)
+					out = append(out, binary.BigEndian.AppendUint64(nil, ev.Conn.ID()))
+					out = append(out, f...)
+					switch {
+					case !oneAtATime:
+						workers[next%len(workers)].Send(out)
+						next++
+					case len(idle) > 0:
+						idle[0].Send(out)
+						idle = idle[1:]
+					default:
+						waiting = append(waiting, out)
+					}
+				}
+			}
+		}
+	}()
+	b.Cleanup(func() { sock.Close() })
+	return sock
+}
+
+func benchRelay(b *testing.B, workers int, oneAtATime bool) {
+	send, recv := relayRig(b, workers, oneAtATime)
+	b.SetBytes(benchBody)
+	b.ReportAllocs()
+	b.ResetTimer()
+	pump(b, b.N, send, recv)
+}
+
+func relayRig(tb testing.TB, workers int, oneAtATime bool) (send, recv func() error) {
+	sock := startRelay(tb, oneAtATime)
+	dial := func() *zmtp.Conn {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := zmtp.Dial(ctx, sock.Endpoint(), zmtp.Options{SocketType: "DEALER"})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { c.Close() })
+		return c
+	}
+	for i := 0; i < workers; i++ {
+		w := dial()
+		w.Send([][]byte{[]byte("W")})
+		go func() {
+			for {
+				f, err := w.Recv()
+				if err != nil {
+					return
+				}
+				w.Send(f)
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // let the workers register
+	c := dial()
+	msg := [][]byte{make([]byte, benchBody)}
+	c.Send(msg)
+	if _, err := c.Recv(); err != nil {
+		tb.Fatal(err)
+	}
+	send = func() error { return c.Send(msg) }
+	recv = func() error {
+		f, err := c.Recv()
+		if err == nil && (len(f) != 1 || len(f[0]) != benchBody) {
+			err = fmt.Errorf("bad reply %q", f)
+		}
+		return err
+	}
+	return send, recv
+}
+
+// rate keeps benchWindow requests in flight for d and returns the replies
+// per second, then drains what is still in flight.
+func rate(tb testing.TB, d time.Duration, send, recv func() error) float64 {
+	for i := 0; i < benchWindow; i++ {
+		if err := send(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	n := 0
+	start := time.Now()
+	for time.Since(start) < d {
+		if err := recv(); err != nil {
+			tb.Fatal(err)
+		}
+		n++
+		if err := send(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	for i := 0; i < benchWindow; i++ {
+		if err := recv(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return float64(n) / elapsed.Seconds()
+}
+
+// TestBenchRatio measures Majordomo against both relays in back-to-back
+// slices on persistent rigs, alternating the order, and reports the median
+// of the per-pair ratios, which drift much less than absolute figures on
+// a shared machine:
+//
+//	MDP_BENCH_RATIO=1 go test -run TestBenchRatio -v ./majordomo/
+func TestBenchRatio(t *testing.T) {
+	if os.Getenv("MDP_BENCH_RATIO") == "" {
+		t.Skip("set MDP_BENCH_RATIO=1 to measure (about 1 minute)")
+	}
+	const rounds, slice = 7, 400 * time.Millisecond
+	for _, n := range []int{1, 4, 16} {
+		for _, v := range []Version{V1, V2} {
+			mS, mR := mdpRig(t, n, v)
+			bS, bR := relayRig(t, n, false)
+			lS, lR := relayRig(t, n, true)
+			var mdp, bare, lb, rBare, rLB []float64
+			for i := 0; i < rounds; i++ {
+				var m, b, l float64
+				if i%2 == 0 {
+					b, l, m = rate(t, slice, bS, bR), rate(t, slice, lS, lR), rate(t, slice, mS, mR)
+				} else {
+					m, l, b = rate(t, slice, mS, mR), rate(t, slice, lS, lR), rate(t, slice, bS, bR)
+				}
+				mdp, bare, lb = append(mdp, m), append(bare, b), append(lb, l)
+				rBare, rLB = append(rBare, m/b), append(rLB, m/l)
+			}
+			t.Logf("workers=%-2d %v: %6.0f req/s; bare relay %7.0f (ratio %4.1f%%); one-at-a-time relay %6.0f (ratio %5.1f%%)",
+				n, v, median(mdp), median(bare), 100*median(rBare), median(lb), 100*median(rLB))
+		}
+	}
+}
+
+func median(x []float64) float64 {
+	s := slices.Clone(x)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

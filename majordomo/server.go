@@ -1,0 +1,703 @@
+package majordomo
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/zbroker/zbroker/zmtp"
+)
+
+// Options configure a Majordomo broker. Zero fields take their defaults.
+type Options struct {
+	// Name of the broker; it serves Endpoint(Name). Default "default".
+	Name string
+	// Endpoint overrides the endpoint derived from Name (e.g.
+	// "tcp://*:5555").
+	Endpoint string
+	// HeartbeatInterval is how often the broker heartbeats each worker and
+	// expects to hear from it. Default 2500 ms, as in the specs.
+	HeartbeatInterval time.Duration
+	// HeartbeatLiveness is how many intervals a worker may stay silent
+	// before it is expired and its request given to another worker.
+	// Default 3.
+	HeartbeatLiveness int
+	// RequestQueueLimit bounds the requests waiting for a worker in one
+	// service; past it new requests get a 503 failure reply at once.
+	// Default 10000.
+	RequestQueueLimit int
+	// RequestTimeout bounds how long a request waits for a worker (each
+	// time it is queued); then it gets a 504 failure reply. Default 30s.
+	RequestTimeout time.Duration
+	// MaxAttempts bounds how many workers a request is given to when
+	// workers die or expire while holding it; then it gets a 502 failure
+	// reply. Default 3.
+	MaxAttempts int
+	// MaxPending bounds the requests of one client connection that are
+	// waiting or being worked on; past it the broker stops reading that
+	// connection until replies go out (backpressure, nobody else waits).
+	// Default 1000.
+	MaxPending int
+	// MaxMessageSize bounds one incoming message; a peer sending more is
+	// disconnected by the transport. Default 256 MiB.
+	MaxMessageSize int64
+	Logger         *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Name == "" {
+		o.Name = "default"
+	}
+	if o.Endpoint == "" {
+		o.Endpoint = Endpoint(o.Name)
+	}
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = 2500 * time.Millisecond
+	}
+	if o.HeartbeatLiveness <= 0 {
+		o.HeartbeatLiveness = 3
+	}
+	if o.RequestQueueLimit <= 0 {
+		o.RequestQueueLimit = 10000
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 30 * time.Second
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 3
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = 1000
+	}
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = 256 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Stats is a snapshot of the broker's state.
+type Stats struct {
+	Peers       int // live connections (clients and workers)
+	Services    int // services with workers or waiting requests
+	Workers     int // registered workers
+	IdleWorkers int // of which waiting for a request
+	Queued      int // requests waiting for a worker
+	InFlight    int // requests held by a worker
+}
+
+// Server is a running Majordomo broker. All broker state is owned by one
+// goroutine fed by the transport's events, so there are no locks.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	sock      *zmtp.Socket
+	tick      time.Duration
+	queries   chan chan Stats
+	quit      chan chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
+	final     Stats
+
+	closing  bool
+	now      time.Time
+	peers    map[*zmtp.Conn]*peer
+	services map[string]*service
+	workers  map[*worker]struct{}
+	queued   int
+	inflight int
+	nextID   uint64
+	expired  []*worker
+}
+
+// peer is one connection: a client, a worker, or (rarely) both.
+type peer struct {
+	conn    *zmtp.Conn
+	worker  *worker
+	defunct bool // sent DISCONNECT: its worker commands are ignored
+	gone    bool
+	// queues holds this client's waiting requests, per service.
+	queues  map[*service]*clientQueue
+	pending int // requests waiting or held by a worker
+	paused  bool
+	bad     int // malformed messages seen, to limit logging
+}
+
+type clientQueue struct {
+	peer *peer
+	reqs deque[*request]
+}
+
+type request struct {
+	id       uint64
+	addr     []byte // the client address frame given to workers: id, 8 bytes big-endian
+	addrBuf  [8]byte
+	client   *peer
+	env      [][]byte
+	version  Version
+	service  *service
+	body     [][]byte
+	attempts int
+	partials int
+	deadline time.Time
+}
+
+type worker struct {
+	peer     *peer
+	env      [][]byte
+	version  Version
+	service  *service
+	current  *request
+	lastRecv time.Time
+	lastSent time.Time
+	// Idle workers form a least-recently-used list per service.
+	inIdle     bool
+	prev, next *worker
+}
+
+type service struct {
+	name     []byte
+	workers  int
+	idleHead *worker
+	idleTail *worker
+	nidle    int
+	// rr serves clients round robin; each client's requests stay FIFO.
+	rr     deque[*clientQueue]
+	queued int
+}
+
+func (svc *service) pushIdle(w *worker) {
+	w.inIdle, w.prev, w.next = true, svc.idleTail, nil
+	if svc.idleTail != nil {
+		svc.idleTail.next = w
+	} else {
+		svc.idleHead = w
+	}
+	svc.idleTail = w
+	svc.nidle++
+}
+
+func (svc *service) removeIdle(w *worker) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		svc.idleHead = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		svc.idleTail = w.prev
+	}
+	w.inIdle, w.prev, w.next = false, nil, nil
+	svc.nidle--
+}
+
+// Start binds the broker's endpoint and starts serving. It fails with an
+// error wrapping zmtp.ErrAddrInUse if a broker of that name runs already.
+func Start(opts Options) (*Server, error) {
+	opts = opts.withDefaults()
+	sock, err := zmtp.Listen(opts.Endpoint, zmtp.Options{
+		SocketType:     "ROUTER",
+		MaxMessageSize: opts.MaxMessageSize,
+		EventBuffer:    256,
+		Logger:         opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tick := min(opts.HeartbeatInterval/4, opts.RequestTimeout/10)
+	tick = max(5*time.Millisecond, min(tick, 250*time.Millisecond))
+	s := &Server{
+		opts:     opts,
+		log:      opts.Logger.With("service", "majordomo"),
+		sock:     sock,
+		tick:     tick,
+		queries:  make(chan chan Stats),
+		quit:     make(chan chan struct{}),
+		stopped:  make(chan struct{}),
+		peers:    map[*zmtp.Conn]*peer{},
+		services: map[string]*service{},
+		workers:  map[*worker]struct{}{},
+	}
+	go s.run()
+	return s, nil
+}
+
+// Endpoint is where the broker listens (with the real port for tcp://...:0).
+func (s *Server) Endpoint() string { return s.sock.Endpoint() }
+
+// Stats returns a snapshot taken by the owning goroutine.
+func (s *Server) Stats() Stats {
+	q := make(chan Stats, 1)
+	select {
+	case s.queries <- q:
+		return <-q
+	case <-s.stopped:
+		return s.final
+	}
+}
+
+// Close tells every worker DISCONNECT (so it re-registers with the next
+// broker), stops the broker and returns its state at that moment. Waiting
+// requests are dropped; their clients retry or time out.
+func (s *Server) Close() Stats {
+	s.closeOnce.Do(func() {
+		ack := make(chan struct{})
+		select {
+		case s.quit <- ack:
+			<-ack
+		case <-s.stopped:
+		}
+		s.sock.Close()
+		<-s.stopped
+	})
+	return s.final
+}
+
+func (s *Server) run() {
+	defer close(s.stopped)
+	t := time.NewTicker(s.tick)
+	defer t.Stop()
+	events := s.sock.Events()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				s.final = s.snapshot()
+				return
+			}
+			if !s.closing {
+				s.now = time.Now()
+				s.event(ev)
+			}
+		case <-t.C:
+			if !s.closing {
+				s.now = time.Now()
+				s.onTick()
+			}
+		case q := <-s.queries:
+			q <- s.snapshot()
+		case ack := <-s.quit:
+			s.final = s.snapshot()
+			for w := range s.workers {
+				w.peer.conn.Send(encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
+			}
+			s.closing = true
+			close(ack)
+		}
+	}
+}
+
+func (s *Server) snapshot() Stats {
+	st := Stats{Peers: len(s.peers), Services: len(s.services), Workers: len(s.workers), Queued: s.queued, InFlight: s.inflight}
+	for _, svc := range s.services {
+		st.IdleWorkers += svc.nidle
+	}
+	return st
+}
+
+func (s *Server) event(ev zmtp.Event) {
+	switch ev.Type {
+	case zmtp.Connected:
+		s.peers[ev.Conn] = &peer{conn: ev.Conn}
+		s.log.Debug("peer connected", "conn", ev.Conn.ID(), "type", ev.Conn.PeerType())
+	case zmtp.Message:
+		if p := s.peers[ev.Conn]; p != nil {
+			s.handle(p, ev.Frames)
+		}
+	case zmtp.Disconnected:
+		if p := s.peers[ev.Conn]; p != nil {
+			s.disconnect(p, ev.Unsent)
+		}
+		s.log.Debug("peer disconnected", "conn", ev.Conn.ID(), "reason", ev.Err)
+	}
+}
+
+func (s *Server) handle(p *peer, frames [][]byte) {
+	if w := p.worker; w != nil {
+		w.lastRecv = s.now // any message from a worker counts as a heartbeat
+	}
+	m, err := parseInbound(frames)
+	if err != nil {
+		switch {
+		case err.replyable:
+			s.logBad(p, err.reason)
+			p.conn.Send(encodeFailure(m.version, m.env, CodeBadRequest, m.service, err.reason))
+		case !m.client && m.version != 0 && p.worker != nil:
+			// A registered worker that breaks the protocol is no longer
+			// trusted with requests (RFC 7: treat that peer as invalid).
+			s.logBad(p, err.reason)
+			s.removeWorker(p.worker, "invalid command: "+err.reason, true)
+		default:
+			s.logBad(p, err.reason)
+		}
+		return
+	}
+	if m.client {
+		s.request(p, &m)
+	} else {
+		s.workerCommand(p, &m)
+	}
+}
+
+// logBad logs a malformed message: the first few of a peer at Warn, the
+// rest at Debug so one noisy peer cannot flood the log.
+func (s *Server) logBad(p *peer, reason string) {
+	p.bad++
+	level := slog.LevelWarn
+	if p.bad > 5 {
+		level = slog.LevelDebug
+	}
+	s.log.Log(context.Background(), level, "malformed message dropped", "conn", p.conn.ID(), "peer", p.conn.RemoteAddr(), "reason", reason, "count", p.bad)
+}
+
+func (s *Server) serviceFor(name []byte) *service {
+	svc := s.services[string(name)]
+	if svc == nil {
+		svc = &service{name: bytes.Clone(name)}
+		s.services[string(svc.name)] = svc
+	}
+	return svc
+}
+
+// gc forgets a service that has neither workers nor waiting requests.
+func (s *Server) gc(svc *service) {
+	if svc.workers == 0 && svc.queued == 0 && s.services[string(svc.name)] == svc {
+		delete(s.services, string(svc.name))
+	}
+}
+
+func (s *Server) request(p *peer, m *message) {
+	if isMMI(m.service) {
+		s.mmi(p, m)
+		return
+	}
+	svc := s.serviceFor(m.service)
+	if svc.nidle == 0 && svc.queued >= s.opts.RequestQueueLimit {
+		p.conn.Send(encodeFailure(m.version, m.env, CodeQueueFull, svc.name,
+			fmt.Sprintf("%d requests already waiting for a worker", svc.queued)))
+		return
+	}
+	s.nextID++
+	// The frame list may be carved from a block the transport shares
+	// between messages: keep copies of the (short) lists, not the list.
+	r := &request{id: s.nextID, client: p, env: cloneList(m.env), version: m.version, service: svc, body: cloneList(m.body)}
+	binary.BigEndian.PutUint64(r.addrBuf[:], r.id)
+	r.addr = r.addrBuf[:]
+	p.pending++
+	s.updatePause(p)
+	if svc.nidle > 0 {
+		w := svc.idleHead
+		svc.removeIdle(w)
+		s.assign(w, r)
+		return
+	}
+	s.enqueue(r, false)
+}
+
+func (s *Server) mmi(p *peer, m *message) {
+	var answer string
+	switch string(m.service) {
+	case MMIService:
+		answer = "404"
+		if svc := s.services[string(m.body[0])]; svc != nil && svc.workers > 0 {
+			answer = "200"
+		}
+	case MMIWorkers:
+		n := 0
+		if svc := s.services[string(m.body[0])]; svc != nil {
+			n = svc.workers
+		}
+		answer = strconv.Itoa(n)
+	default:
+		answer = "501"
+	}
+	p.conn.Send(encodeClientReply(m.version, m.env, true, m.service, [][]byte{[]byte(answer)}))
+}
+
+// enqueue makes r wait for a worker: at the back of its client's queue, or
+// at the front when it comes back from a lost worker.
+func (s *Server) enqueue(r *request, front bool) {
+	svc, p := r.service, r.client
+	q := p.queues[svc]
+	if q == nil {
+		q = &clientQueue{peer: p}
+		if p.queues == nil {
+			p.queues = map[*service]*clientQueue{}
+		}
+		p.queues[svc] = q
+		if front {
+			svc.rr.pushFront(q)
+		} else {
+			svc.rr.pushBack(q)
+		}
+	}
+	if front {
+		q.reqs.pushFront(r)
+	} else {
+		q.reqs.pushBack(r)
+	}
+	r.deadline = s.now.Add(s.opts.RequestTimeout)
+	svc.queued++
+	s.queued++
+}
+
+// dispatch gives waiting requests to idle workers: clients round robin,
+// workers least recently used first.
+func (s *Server) dispatch(svc *service) {
+	for svc.nidle > 0 && svc.queued > 0 {
+		q := svc.rr.popFront()
+		r := q.reqs.popFront()
+		svc.queued--
+		s.queued--
+		if q.reqs.len() > 0 {
+			svc.rr.pushBack(q)
+		} else {
+			delete(q.peer.queues, svc)
+		}
+		w := svc.idleHead
+		svc.removeIdle(w)
+		s.assign(w, r)
+	}
+}
+
+func (s *Server) assign(w *worker, r *request) {
+	w.current = r
+	r.attempts++
+	s.inflight++
+	w.peer.conn.SendRef(encodeWorkerRequest(w.version, w.env, r.addr, r.body), r)
+	w.lastSent = s.now
+}
+
+func (s *Server) workerCommand(p *peer, m *message) {
+	w := p.worker
+	switch {
+	case m.kind == kDisconnect:
+		if w != nil {
+			s.removeWorker(w, "worker sent DISCONNECT", false)
+		}
+	case p.defunct:
+		s.log.Debug("command from a disconnected worker ignored", "conn", p.conn.ID(), "command", m.kind)
+	case w == nil && m.kind == kReady:
+		if isMMI(m.service) {
+			s.reject(p, m, "service name in the reserved mmi. namespace: "+printable(m.service))
+			return
+		}
+		svc := s.serviceFor(m.service)
+		w = &worker{peer: p, env: cloneList(m.env), version: m.version, service: svc, lastRecv: s.now, lastSent: s.now}
+		p.worker = w
+		svc.workers++
+		s.workers[w] = struct{}{}
+		s.log.Debug("worker ready", "conn", p.conn.ID(), "service", printable(svc.name), "version", m.version)
+		svc.pushIdle(w)
+		s.dispatch(svc)
+	case w == nil:
+		// An unknown worker (expired, or registered with a broker that
+		// has restarted): DISCONNECT makes it reconnect and register.
+		s.reject(p, m, m.kind.String()+" from a worker that is not registered")
+	case m.version != w.version:
+		s.removeWorker(w, "changed protocol version", true)
+	case m.kind == kReady:
+		s.removeWorker(w, "second READY", true)
+	case m.kind == kHeartbeat:
+	case m.kind == kReply || m.kind == kPartial:
+		r := w.current
+		if r == nil || !bytes.Equal(m.addr, r.addr) {
+			s.removeWorker(w, m.kind.String()+" for a request the worker does not hold", true)
+			return
+		}
+		if m.kind == kPartial {
+			r.partials++
+			if !r.client.gone && r.version == V2 {
+				r.client.conn.Send(encodeClientReply(V2, r.env, false, r.service.name, m.body))
+			}
+			return
+		}
+		w.current = nil
+		s.inflight--
+		s.reply(r, m.body)
+		w.service.pushIdle(w)
+		s.dispatch(w.service)
+	}
+}
+
+// reject sends DISCONNECT to a peer that is not (or no longer) a valid
+// worker and ignores its further worker commands.
+func (s *Server) reject(p *peer, m *message, reason string) {
+	s.log.Info("worker refused", "conn", p.conn.ID(), "reason", reason)
+	p.conn.Send(encodeWorkerCommand(m.version, m.env, kDisconnect, nil))
+	p.defunct = true
+}
+
+// removeWorker forgets a worker; its request, if any, goes back to the
+// front of the queue for another worker.
+func (s *Server) removeWorker(w *worker, reason string, disconnect bool) {
+	p, svc := w.peer, w.service
+	p.worker = nil
+	if disconnect {
+		p.conn.Send(encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
+		p.defunct = true
+	}
+	svc.workers--
+	delete(s.workers, w)
+	if w.inIdle {
+		svc.removeIdle(w)
+	}
+	level := slog.LevelDebug
+	if reason != "worker sent DISCONNECT" {
+		level = slog.LevelInfo
+	}
+	s.log.Log(context.Background(), level, "worker removed", "conn", p.conn.ID(), "service", printable(svc.name), "reason", reason, "busy", w.current != nil)
+	if r := w.current; r != nil {
+		w.current = nil
+		s.inflight--
+		s.requeue(r, reason)
+	}
+	s.gc(svc)
+}
+
+func (s *Server) requeue(r *request, reason string) {
+	switch {
+	case r.client.gone:
+	case r.partials > 0:
+		s.fail(r, CodeWorkerFailed, fmt.Sprintf("worker lost (%s) after %d partial replies", reason, r.partials))
+	case r.attempts >= s.opts.MaxAttempts:
+		s.fail(r, CodeWorkerFailed, fmt.Sprintf("%d workers lost while holding the request (last: %s)", r.attempts, reason))
+	default:
+		s.enqueue(r, true)
+		s.dispatch(r.service)
+	}
+}
+
+func (s *Server) reply(r *request, body [][]byte) {
+	p := r.client
+	if p.gone {
+		return
+	}
+	p.pending--
+	s.updatePause(p)
+	p.conn.Send(encodeClientReply(r.version, r.env, true, r.service.name, body))
+}
+
+func (s *Server) fail(r *request, code, reason string) {
+	p := r.client
+	if p.gone {
+		return
+	}
+	s.log.Debug("request failed", "conn", p.conn.ID(), "service", printable(r.service.name), "code", code, "reason", reason)
+	p.pending--
+	s.updatePause(p)
+	p.conn.Send(encodeFailure(r.version, r.env, code, r.service.name, reason))
+}
+
+// updatePause stops reading a client that has too many requests pending,
+// and resumes it once it is below the limit again.
+func (s *Server) updatePause(p *peer) {
+	want := p.pending >= s.opts.MaxPending
+	if want == p.paused || p.gone {
+		return
+	}
+	p.paused = want
+	if want {
+		p.conn.Pause()
+	} else {
+		p.conn.Resume()
+	}
+}
+
+func (s *Server) disconnect(p *peer, unsent []zmtp.Outgoing) {
+	p.gone = true
+	delete(s.peers, p.conn)
+	if w := p.worker; w != nil {
+		if r := w.current; r != nil {
+			for _, o := range unsent {
+				if o.Ref == r { // never written: the worker never saw it
+					r.attempts--
+				}
+			}
+		}
+		s.removeWorker(w, "worker disconnected", false)
+	}
+	for svc, q := range p.queues {
+		n := q.reqs.len()
+		svc.queued -= n
+		s.queued -= n
+		svc.rr.filter(func(x *clientQueue) bool { return x != q })
+		s.gc(svc)
+	}
+	p.queues = nil
+}
+
+func (s *Server) onTick() {
+	expiry := s.opts.HeartbeatInterval * time.Duration(s.opts.HeartbeatLiveness)
+	s.expired = s.expired[:0]
+	for w := range s.workers {
+		if s.now.Sub(w.lastRecv) > expiry {
+			s.expired = append(s.expired, w)
+			continue
+		}
+		if s.now.Sub(w.lastSent) >= s.opts.HeartbeatInterval {
+			w.peer.conn.Send(encodeWorkerCommand(w.version, w.env, kHeartbeat, nil))
+			w.lastSent = s.now
+		}
+	}
+	for i, w := range s.expired {
+		if w.peer.worker == w { // not removed meanwhile
+			s.removeWorker(w, "heartbeat expired", true)
+		}
+		s.expired[i] = nil
+	}
+	if s.queued > 0 {
+		s.sweep()
+	}
+}
+
+// sweep fails the requests that waited longer than RequestTimeout.
+func (s *Server) sweep() {
+	var late []*request
+	for _, svc := range s.services {
+		if svc.queued == 0 {
+			continue
+		}
+		svc.rr.filter(func(q *clientQueue) bool {
+			q.reqs.filter(func(r *request) bool {
+				if s.now.Before(r.deadline) {
+					return true
+				}
+				late = append(late, r)
+				return false
+			})
+			if q.reqs.len() == 0 {
+				delete(q.peer.queues, svc)
+				return false
+			}
+			return true
+		})
+	}
+	for _, r := range late {
+		svc := r.service
+		svc.queued--
+		s.queued--
+		why := fmt.Sprintf("no worker took the request within %v", s.opts.RequestTimeout)
+		if svc.workers == 0 {
+			why = fmt.Sprintf("no worker for service %s within %v", printable(svc.name), s.opts.RequestTimeout)
+		}
+		s.fail(r, CodeTimeout, why)
+		s.gc(svc)
+	}
+}
+
+// cloneList copies a list of frames (not the frames themselves).
+func cloneList(f [][]byte) [][]byte {
+	if len(f) == 0 {
+		return nil
+	}
+	return append(make([][]byte, 0, len(f)), f...)
+}
