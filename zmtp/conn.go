@@ -137,11 +137,16 @@ func (c *Conn) enqueue(o Outgoing) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
+	// Only the first message of a batch wakes the writer: it takes the
+	// whole queue when it runs, so later ones need no channel operation.
+	wake := len(c.outq) == 0
 	c.outq = append(c.outq, o)
 	c.queuedMsgs++
 	c.queuedBytes += o.size()
 	c.mu.Unlock()
-	signal(c.wakeWriter)
+	if wake {
+		signal(c.wakeWriter)
+	}
 	return nil
 }
 
@@ -377,6 +382,18 @@ func (c *Conn) handleCommand(body []byte) error {
 		return protoErr("peer sent ERROR: %s", reason)
 	case "READY":
 		return protoErr("READY after handshake")
+	case "SUBSCRIBE", "CANCEL":
+		// ZMTP 3.1 subscriptions reach the owner as the 3.0 messages
+		// (0x01+topic, 0x00+topic), so it handles one form only.
+		op := byte(1)
+		if name == "CANCEL" {
+			op = 0
+		}
+		msg := append(make([]byte, 0, 1+len(data)), op)
+		msg = append(msg, data...)
+		if !c.deliver(Event{Type: Message, Conn: c, Frames: [][]byte{msg}}) {
+			return ErrClosed
+		}
 	}
 	return nil // PONG, and commands of later versions, are ignored as the RFC asks
 }
