@@ -41,7 +41,7 @@ fuzz:
 BENCH_ARGS ?=
 bench:
 	$(GO) run ./cmd/zpipes-bench $(BENCH_ARGS)
-	$(GO) test -run '^$$' -bench . -benchmem ./zpipes/ ./zmtp/ ./internal/relay/ ./majordomo/
+	$(GO) test -run '^$$' -bench . -benchmem ./zpipes/ ./zmtp/ ./majordomo/
 
 clean:
 	rm -rf bin

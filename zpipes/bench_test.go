@@ -7,26 +7,47 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/relay"
 	"github.com/zbroker/zbroker/zmtp"
 )
 
 // BenchmarkRelay64 moves 64-byte chunks from one writer to one reader
 // through an in-process broker, each side keeping a window of commands in
 // flight. One op is one chunk written, acknowledged and read.
-func BenchmarkRelay64(b *testing.B) { benchRelay(b, 64, 1000) }
+func BenchmarkRelay64(b *testing.B) { benchRelay(b, startZpipes, 64, 1000) }
 
-func BenchmarkRelay64K(b *testing.B) { benchRelay(b, 64<<10, 100) }
+func BenchmarkRelay64K(b *testing.B) { benchRelay(b, startZpipes, 64<<10, 100) }
 
-func benchRelay(b *testing.B, size, window int) {
+// BenchmarkRelayBare64 and BenchmarkRelayBare64K run the same load through
+// the bare relay (same transport, no pipe logic): divide the ns/op of each
+// pair for zpipes' cost relative to that ceiling.
+func BenchmarkRelayBare64(b *testing.B) { benchRelay(b, startBare, 64, 1000) }
+
+func BenchmarkRelayBare64K(b *testing.B) { benchRelay(b, startBare, 64<<10, 100) }
+
+func startZpipes(b *testing.B) (string, func()) {
 	srv, err := Start(Options{Name: fmt.Sprintf("bench-%d", rand.Uint64())})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer srv.Close()
+	return srv.Endpoint(), func() { srv.Close() }
+}
+
+func startBare(b *testing.B) (string, func()) {
+	r, err := relay.Start(fmt.Sprintf("ipc://@/zbroker-bench/bare-%d", rand.Uint64()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r.Endpoint(), r.Close
+}
+
+func benchRelay(b *testing.B, start func(*testing.B) (string, func()), size, window int) {
+	endpoint, stop := start(b)
+	defer stop()
 	dial := func() *zmtp.Conn {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c, err := zmtp.Dial(ctx, srv.Endpoint(), zmtp.Options{SocketType: "DEALER"})
+		c, err := zmtp.Dial(ctx, endpoint, zmtp.Options{SocketType: "DEALER"})
 		if err != nil {
 			b.Fatal(err)
 		}
