@@ -4,7 +4,12 @@ package zpipes
 // against the memory limits, so a flood of empty chunks is bounded too.
 const chunkOverhead = 64
 
-func cost(chunk []byte) int64 { return int64(len(chunk)) + chunkOverhead }
+// cost is what a queued chunk is charged against the memory limits. A
+// small chunk is decoded in one allocation with its WRITE and pipe-name
+// frames and keeps them alive, so the name is charged too.
+func (p *pipe) cost(chunk []byte) int64 {
+	return int64(len(chunk)+len(p.name)) + chunkOverhead
+}
 
 // fifo is a queue of chunks that reuses its backing array.
 type fifo struct {
@@ -107,7 +112,7 @@ func (p *pipe) push(q *writerQueue, chunk []byte) {
 		q.inRing = true
 		p.ring = append(p.ring, q)
 	}
-	p.bytes += cost(chunk)
+	p.bytes += p.cost(chunk)
 	p.chunks++
 }
 
@@ -135,7 +140,7 @@ func (p *pipe) pop() (chunk []byte, ok bool) {
 	} else {
 		return nil, false
 	}
-	p.bytes -= cost(chunk)
+	p.bytes -= p.cost(chunk)
 	p.chunks--
 	return chunk, true
 }
@@ -145,7 +150,7 @@ func (p *pipe) pop() (chunk []byte, ok bool) {
 func (p *pipe) giveBack(chunks [][]byte) {
 	p.returned.pushFront(chunks)
 	for _, ch := range chunks {
-		p.bytes += cost(ch)
+		p.bytes += p.cost(ch)
 		p.chunks++
 	}
 }

@@ -93,10 +93,16 @@ type client struct {
 	// slots are this connection's replies not yet sent, in command
 	// order: replies on a connection must keep the order of its
 	// commands, and a READ may wait while later commands complete.
-	slots   []*slot
-	stalled int
-	paused  bool
+	slots  []*slot
+	held   int64 // bytes (+64 each) of this client's WRITEs held back
+	paused bool
 }
+
+// heldReadAhead is how much of its WRITEs held back by the limits a
+// connection may have before the broker stops reading it. Reading a little
+// past a held WRITE lets a connection that also reads the pipe send the
+// READs that will drain it; beyond this its backlog stays in its socket.
+const heldReadAhead = 1 << 20
 
 // slot is a reply owed to a client.
 type slot struct {
@@ -297,7 +303,7 @@ func (s *Server) write(c *client, p *pipe, env [][]byte, chunk []byte) {
 		p.stalled = append(p.stalled, stalledWrite{c: c, q: q, slot: sl, chunk: chunk})
 		s.stalledPipes[p] = struct{}{}
 		q.held++
-		c.stalled++
+		c.held += int64(len(chunk)) + chunkOverhead
 		s.updatePause(c)
 		return
 	}
@@ -316,7 +322,7 @@ func (s *Server) accept(c *client, p *pipe, chunk []byte) {
 		return
 	}
 	p.push(p.queueOf(c), chunk)
-	s.total += cost(chunk)
+	s.total += p.cost(chunk)
 }
 
 func (s *Server) read(c *client, p *pipe, env [][]byte) {
@@ -327,7 +333,7 @@ func (s *Server) read(c *client, p *pipe, env [][]byte) {
 	p.reader = c
 	if len(p.waiting) == 0 {
 		if chunk, ok := p.pop(); ok {
-			s.total -= cost(chunk)
+			s.total -= p.cost(chunk)
 			s.respond(c, env, s.chunkReply(chunk), p)
 			s.admit(p)
 			return
@@ -373,7 +379,7 @@ func (s *Server) admitPipe(p *pipe) {
 		if w.q.pass != s.pass && (len(p.waiting) > 0 || s.room(p, w.q)) {
 			w.slot.heldBack = nil
 			w.q.held--
-			w.c.stalled--
+			w.c.held -= int64(len(w.chunk)) + chunkOverhead
 			s.accept(w.c, p, w.chunk)
 			s.fill(w.c, w.slot, okReply, nil)
 			continue
@@ -441,21 +447,31 @@ func (s *Server) send(c *client, env, reply [][]byte, from *pipe) {
 // waiting on the pipe (from a new reader) is served after the current
 // event, outside any reply loop.
 func (s *Server) giveBack(p *pipe, chunks [][]byte) {
+	// The pipe may have been released (its reader CLOSEd it while these
+	// replies were still queued) and perhaps opened anew since: the
+	// chunks go to whatever pipe now has the name.
+	if cur := s.pipes[p.name]; cur != nil {
+		p = cur
+	} else {
+		s.pipes[p.name] = p
+	}
 	p.giveBack(chunks)
 	for _, ch := range chunks {
-		s.total += cost(ch)
+		s.total += p.cost(ch)
 	}
 	s.refill = append(s.refill, p)
 	s.log.Debug("chunks returned to pipe", "pipe", p.name, "chunks", len(chunks))
 }
 
-// updatePause stops reading a client's commands while it has WRITEs held
-// back (its backpressure) or too many replies owed, and resumes after.
+// updatePause stops reading a client's commands while it has too much held
+// back (its backpressure) or too many replies owed, and resumes once its
+// held WRITEs are all admitted and half the owed replies are paid (so a
+// reader that always has about MaxPendingReplies READs waiting does not
+// flap on every reply).
 func (s *Server) updatePause(c *client) {
-	// Resuming only at half the bound keeps a reader that always has
-	// about MaxPendingReplies READs waiting from flapping on every reply.
 	owed := len(c.slots)
-	want := c.stalled > 0 || owed >= s.opts.MaxPendingReplies || (c.paused && owed > s.opts.MaxPendingReplies/2)
+	want := c.held >= heldReadAhead || owed >= s.opts.MaxPendingReplies ||
+		(c.paused && (c.held > 0 || owed > s.opts.MaxPendingReplies/2))
 	if want == c.paused {
 		return
 	}
@@ -489,7 +505,7 @@ func (s *Server) closePipe(c *client, p *pipe, answer bool) {
 }
 
 func (s *Server) release(p *pipe) {
-	if p.idle() {
+	if p.idle() && s.pipes[p.name] == p {
 		delete(s.pipes, p.name)
 	}
 }
@@ -524,6 +540,7 @@ func (s *Server) disconnect(c *client, unsent []zmtp.Outgoing) {
 			if len(p.stalled) == 0 {
 				delete(s.stalledPipes, p)
 			}
+			s.release(p) // the held WRITE may have been all that kept it
 			dropped++
 		}
 	}
@@ -549,7 +566,7 @@ func (s *Server) serveWaiting(p *pipe) {
 		if !ok {
 			return
 		}
-		s.total -= cost(chunk)
+		s.total -= p.cost(chunk)
 		sl := p.waiting[0]
 		p.waiting[0] = nil
 		p.waiting = p.waiting[1:]
