@@ -35,7 +35,7 @@ func BenchmarkDecode64(b *testing.B) {
 			r.Reset(src)
 			r.Peek(1)
 		}
-		if _, ok := readBuffered(r, 1<<20, &block); !ok {
+		if _, ok := readBuffered(r, 1<<20, 1024, &block); !ok {
 			b.Fatal("not decoded")
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -81,16 +82,21 @@ type Conn struct {
 	// dialed marks our own side of a connection: it reads replies no
 	// matter how much the application has queued to send, and reads to
 	// the end even after a failed write, as replies may still be there.
-	dialed     bool
-	userClosed chan struct{} // a dialed connection's Close was called
-	block      frameBlock    // frame lists of messages read, see readBuffered
-	err        error         // why the connection ended, set before readerDone
+	dialed bool
+	// Reader-goroutine state: when the peer last PINGed us and how often
+	// it does, to keep it alive while we do not read it.
+	lastPing      time.Time
+	peerPingEvery time.Duration
+	userClosed    chan struct{} // a dialed connection's Close was called
+	block         frameBlock    // frame lists of messages read, see readBuffered
+	err           error         // why the connection ended, set before readerDone
 
 	mu          sync.Mutex
 	outq        []Outgoing
 	queuedMsgs  int // queued or being written
 	queuedBytes int64
 	paused      bool
+	pongQueued  bool  // a PONG waits in outq; further PINGs need none
 	closed      bool  // writer has exited: Send fails
 	werr        error // why the writer exited (ErrClosed after Close)
 	unsent      []Outgoing
@@ -262,11 +268,19 @@ func (c *Conn) readLoop(announce bool) {
 	// If the writer ended first, the reader's error is likely just the
 	// deadline the writer set to wake it: report why the writer ended.
 	c.mu.Lock()
-	if c.closed && c.werr != nil {
+	writerEnded := c.closed
+	if writerEnded && c.werr != nil {
 		err = c.werr
 	}
 	c.mu.Unlock()
 	c.startClose()
+	if !c.dialed && !writerEnded && err != ErrClosed {
+		// The peer has gone (or broke the protocol): writing on would
+		// only put messages where nobody reads them (a TCP peer that
+		// sent FIN still accepts bytes). Stop now, so what is queued
+		// comes back in Unsent instead of counting as delivered.
+		c.nc.SetWriteDeadline(time.Now())
+	}
 	c.nc.SetReadDeadline(time.Now())
 	<-c.writerDone
 	c.nc.Close()
@@ -295,7 +309,14 @@ func (c *Conn) waitReadable() error {
 			return nil
 		}
 		if tick == nil {
-			tick = time.NewTicker(250 * time.Millisecond)
+			every := 250 * time.Millisecond
+			if c.minor >= 1 {
+				every = keepAliveEvery
+				if c.peerPingEvery > 0 {
+					every = min(every, c.peerPingEvery/2)
+				}
+			}
+			tick = time.NewTicker(every)
 		}
 		select {
 		case <-c.wakeReader:
@@ -307,13 +328,36 @@ func (c *Conn) waitReadable() error {
 			if peerHungUp(c.nc) {
 				return io.EOF
 			}
+			c.keepPeerAlive()
 		}
 	}
 }
 
-// perFrameCost is charged against MaxMessageSize for each frame so that a
-// message of millions of empty frames is refused too.
-const perFrameCost = 32
+// keepAliveEvery is how often a ZMTP 3.1 peer we are not reading is
+// PINGed (or more often, if it PINGs us more often).
+const keepAliveEvery = 100 * time.Millisecond
+
+// keepPeerAlive PINGs a 3.1 peer while we are not reading it: its own
+// PINGs wait unread in our socket, and without traffic from us a peer
+// with heartbeats on would time the connection out (libzmq's
+// HEARTBEAT_TIMEOUT) and lose its replies on reconnect. Nothing is sent
+// while other messages are on their way.
+func (c *Conn) keepPeerAlive() {
+	if c.minor < 1 {
+		return
+	}
+	c.mu.Lock()
+	idle := c.queuedMsgs == 0
+	c.mu.Unlock()
+	if idle {
+		c.enqueue(Outgoing{Frames: [][]byte{pingData(0)}, command: "PING"})
+	}
+}
+
+// perFrameCost is charged against MaxMessageSize for each frame (about
+// what a frame costs in memory beyond its body) so that a message of
+// millions of empty frames is refused too.
+const perFrameCost = 64
 
 func (c *Conn) readMessage() ([][]byte, error) {
 	var frames [][]byte
@@ -329,7 +373,7 @@ func (c *Conn) readMessage() ([][]byte, error) {
 			if _, err := c.br.Peek(1); err != nil {
 				return nil, err
 			}
-			if msg, ok := readBuffered(c.br, budget, &c.block); ok {
+			if msg, ok := readBuffered(c.br, budget, c.opts.MaxFrames, &c.block); ok {
 				return msg, nil
 			}
 		}
@@ -354,6 +398,9 @@ func (c *Conn) readMessage() ([][]byte, error) {
 		if budget < 0 {
 			return nil, ErrTooLarge
 		}
+		if len(frames) >= c.opts.MaxFrames {
+			return nil, fmt.Errorf("%w: more than %d frames", ErrTooLarge, c.opts.MaxFrames)
+		}
 	}
 }
 
@@ -369,9 +416,23 @@ func (c *Conn) handleCommand(body []byte) error {
 		if len(data) < 2 {
 			return protoErr("short PING")
 		}
+		now := time.Now()
+		if !c.lastPing.IsZero() {
+			c.peerPingEvery = now.Sub(c.lastPing)
+		}
+		c.lastPing = now
 		ctx := data[2:]
 		if len(ctx) > 16 {
 			ctx = ctx[:16]
+		}
+		// One PONG waiting is enough: a peer flooding PINGs without
+		// reading must not grow our queue.
+		c.mu.Lock()
+		queued := c.pongQueued
+		c.pongQueued = true
+		c.mu.Unlock()
+		if queued {
+			return nil
 		}
 		return c.enqueue(Outgoing{Frames: [][]byte{append([]byte(nil), ctx...)}, command: "PONG"})
 	case "ERROR":
@@ -424,6 +485,7 @@ func (c *Conn) writeLoop() {
 		}
 		c.mu.Lock()
 		batch, c.outq = c.outq, batch[:0]
+		c.pongQueued = false
 		c.mu.Unlock()
 		if len(batch) == 0 {
 			if closing {

@@ -1,6 +1,7 @@
 package zmtp
 
 import (
+	"bytes"
 	"testing"
 )
 
@@ -25,5 +26,27 @@ func TestDialedConnReadsWithFullSendQueue(t *testing.T) {
 		if f := mustRecv(t, c); string(f[0]) != "reply" {
 			t.Fatalf("reply %d: %q", i, f)
 		}
+	}
+}
+
+// A peer flooding PINGs without reading gets PONGs, but our queue of them
+// stays bounded: PINGs that arrive while a PONG waits share it.
+func TestPingFloodBounded(t *testing.T) {
+	ts := startServer(t, abstractEndpoint(t), Options{}, nil)
+	p := rawDial(t, ts.endpoint())
+	p.handshake(1, "DEALER")
+	srv := ts.next(Connected).Conn
+	ping := appendCommand(nil, "PING", []byte{0, 10, 'c'})
+	burst := bytes.Repeat(ping, 10000)
+	for i := 0; i < 100; i++ { // a million PINGs, never reading a PONG
+		if _, err := p.nc.Write(burst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.mu.Lock()
+	queued := srv.queuedMsgs
+	srv.mu.Unlock()
+	if queued > 2 {
+		t.Fatalf("%d messages queued for a peer that sent a million PINGs, want at most 2", queued)
 	}
 }

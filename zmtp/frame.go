@@ -143,7 +143,7 @@ func (b *frameBlock) take(n int) [][]byte {
 // ok=false, consuming nothing, when the message is incomplete, starts with
 // a command, or breaks any rule; readFrame then handles it (and its errors)
 // one frame at a time.
-func readBuffered(r *bufio.Reader, budget int64, block *frameBlock) (frames [][]byte, ok bool) {
+func readBuffered(r *bufio.Reader, budget int64, maxFrames int, block *frameBlock) (frames [][]byte, ok bool) {
 	buf, _ := r.Peek(r.Buffered())
 	pos, total, n := 0, 0, 0
 	for {
@@ -177,7 +177,7 @@ func readBuffered(r *bufio.Reader, budget int64, block *frameBlock) (frames [][]
 		if flags&flagMore == 0 {
 			break
 		}
-		if budget < 0 {
+		if budget < 0 || n >= maxFrames {
 			return nil, false
 		}
 	}

@@ -167,3 +167,28 @@ func TestInteropHeartbeatToLibzmq(t *testing.T) {
 	}
 	ts.quiet(200 * time.Millisecond)
 }
+
+// TestInteropHeartbeatWhilePaused: a libzmq peer with heartbeats on (PING
+// every 100 ms, drop after 400 ms without traffic) stays connected while
+// we do not read it for 2 s, because we PING it meanwhile; all its
+// requests are then answered on the same connection.
+func TestInteropHeartbeatWhilePaused(t *testing.T) {
+	py := zmqPython(t)
+	n := 0
+	ts := startServer(t, abstractEndpoint(t), Options{}, func(ev Event) {
+		ev.Conn.Send(ev.Frames)
+		// After the second request the reader stops before reading the
+		// third, so the peer's PINGs wait unread.
+		if n++; n == 2 {
+			ev.Conn.Pause()
+			time.AfterFunc(2*time.Second, ev.Conn.Resume)
+		}
+	})
+	runPeer(t, py, pyScript("dealer.py"), ts.endpoint(), "idle", "0.2", "1")
+	ts.next(Connected)
+	ts.next(Disconnected)
+	ts.quiet(200 * time.Millisecond)
+	if n := ts.msgs.Load(); n != 11 {
+		t.Fatalf("delivered %d messages, want 11", n)
+	}
+}

@@ -15,6 +15,9 @@ type Options struct {
 	// MaxMessageSize caps the total body bytes of one incoming message;
 	// a peer exceeding it is disconnected. Default 256 MiB.
 	MaxMessageSize int64
+	// MaxFrames caps the frames of one incoming message; a peer sending
+	// more is disconnected. Default 1024.
+	MaxFrames int
 	// SendQueueMessages and SendQueueBytes bound each accepted
 	// connection's queue of outgoing messages. Past either bound the
 	// connection stops reading from its peer until the queue drains: a
@@ -40,6 +43,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.MaxMessageSize <= 0 {
 		o.MaxMessageSize = 256 << 20
+	}
+	if o.MaxFrames <= 0 {
+		o.MaxFrames = 1024
 	}
 	if o.SendQueueMessages <= 0 {
 		o.SendQueueMessages = 1000

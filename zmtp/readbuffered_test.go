@@ -43,7 +43,7 @@ func FuzzReadBuffered(f *testing.F) {
 		r := bufio.NewReaderSize(bytes.NewReader(in), len(in)+16)
 		r.Peek(len(in))
 		var block frameBlock
-		got, ok := readBuffered(r, budget, &block)
+		got, ok := readBuffered(r, budget, 1<<30, &block)
 		if !ok {
 			if r.Buffered() != len(in) {
 				t.Fatalf("refused but consumed %d bytes", len(in)-r.Buffered())
