@@ -18,6 +18,7 @@ build:
 	$(GO) build -o bin/zbroker ./cmd/zbroker
 	$(GO) build -o bin/zpipe ./cmd/zpipe
 	$(GO) build -o bin/mdp ./cmd/mdp
+	$(GO) build -o bin/zclone ./cmd/zclone
 	$(GO) build -o bin/zpipes-bench ./cmd/zpipes-bench
 
 # Check (or apt-get install) python3-zmq, libzmq3-dev, pkg-config, gcc.
@@ -41,7 +42,7 @@ fuzz:
 BENCH_ARGS ?=
 bench:
 	$(GO) run ./cmd/zpipes-bench $(BENCH_ARGS)
-	$(GO) test -run '^$$' -bench . -benchmem ./zpipes/ ./zmtp/ ./majordomo/
+	$(GO) test -run '^$$' -bench . -benchmem ./zpipes/ ./zmtp/ ./majordomo/ ./clone/
 
 clean:
 	rm -rf bin

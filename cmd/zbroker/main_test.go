@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zbroker/zbroker/clone"
 	"github.com/zbroker/zbroker/majordomo"
 	"github.com/zbroker/zbroker/zpipes"
 )
@@ -53,7 +54,7 @@ func TestRunBadArguments(t *testing.T) {
 		{"--no-such-flag", uniqueName("bad")},
 		{"--pipe-limit", "lots", uniqueName("bad")},
 		{uniqueName("one"), uniqueName("two")},
-		{"--no-zpipes", "--no-majordomo", uniqueName("none")},
+		{"--no-zpipes", "--no-majordomo", "--no-clone", uniqueName("none")},
 	} {
 		var out bytes.Buffer
 		if code := run(args, &out); code != 2 {
@@ -130,8 +131,23 @@ func TestRunStopsOnSIGTERM(t *testing.T) {
 	if err != nil || len(reply) != 1 || string(reply[0]) != "404" {
 		t.Fatalf("mmi.service echo: %q, %v; want 404", reply, err)
 	}
+	// And Clone: a value set through the collector comes back.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := clone.Connect(ctx, clone.ClientOptions{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.SetWait(ctx, "k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := kv.Get("k"); !ok || string(v) != "v" {
+		t.Fatalf("clone get k: %q, %v", v, ok)
+	}
+	kv.Close()
 	stopRun(t, out, done)
-	if !strings.Contains(out.String(), "zbroker stopped") || !strings.Contains(out.String(), "discarded_chunks=0") {
+	if !strings.Contains(out.String(), "zbroker stopped") || !strings.Contains(out.String(), "discarded_chunks=0") ||
+		!strings.Contains(out.String(), "discarded_keys=1") {
 		t.Fatalf("stop log lacks \"zbroker stopped ... discarded_chunks=0\":\n%s", out.String())
 	}
 }

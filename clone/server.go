@@ -1,0 +1,392 @@
+package clone
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zbroker/zbroker/zmtp"
+)
+
+// Default endpoints of the broker called name.
+func SnapshotEndpoint(name string) string  { return "ipc://@/clone/" + name + "/snapshot" }
+func PublisherEndpoint(name string) string { return "ipc://@/clone/" + name + "/updates" }
+func CollectorEndpoint(name string) string { return "ipc://@/clone/" + name + "/collector" }
+
+// Options configure a Clone server. Zero fields take their defaults.
+type Options struct {
+	// Name of the broker; it derives the default endpoints. Default
+	// "default".
+	Name string
+	// Endpoints override those derived from Name, e.g. "tcp://*:5556",
+	// "tcp://*:5557", "tcp://*:5558" for the CHP convention P, P+1, P+2.
+	SnapshotEndpoint  string
+	PublisherEndpoint string
+	CollectorEndpoint string
+	// HeartbeatInterval is how often HUGZ is published. Default 1s.
+	HeartbeatInterval time.Duration
+	// MaxValueSize bounds one update's body; larger updates are refused
+	// (the sending connection is dropped). Default 16 MiB.
+	MaxValueSize int64
+	Logger       *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Name == "" {
+		o.Name = "default"
+	}
+	if o.SnapshotEndpoint == "" {
+		o.SnapshotEndpoint = SnapshotEndpoint(o.Name)
+	}
+	if o.PublisherEndpoint == "" {
+		o.PublisherEndpoint = PublisherEndpoint(o.Name)
+	}
+	if o.CollectorEndpoint == "" {
+		o.CollectorEndpoint = CollectorEndpoint(o.Name)
+	}
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = time.Second
+	}
+	if o.MaxValueSize <= 0 {
+		o.MaxValueSize = 16 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Endpoints are where a server listens.
+type Endpoints struct {
+	Snapshot, Publisher, Collector string
+}
+
+// Stats is a snapshot of the server's state.
+type Stats struct {
+	Keys        int    // keys held
+	Sequence    uint64 // last sequence number assigned
+	Subscribers int    // publisher connections
+	Publishers  int    // collector connections
+	Updates     uint64 // updates accepted from the collector
+	Expired     uint64 // ephemeral values expired (each published as a delete)
+	Snapshots   uint64 // ICANHAZ? requests answered
+	Rejected    uint64 // malformed or refused messages dropped
+}
+
+// Server is a running Clone server. One goroutine owns all state and is
+// fed by the three sockets' events, so there are no locks.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	snap      *zmtp.Socket
+	pub       *zmtp.Socket
+	coll      *zmtp.Socket
+	queries   chan chan Stats
+	quit      chan struct{}
+	stopped   chan struct{}
+	final     Stats
+	store     *store
+	seq       uint64
+	subs      map[*zmtp.Conn]*subscriber
+	producers map[*zmtp.Conn]struct{}
+	st        Stats
+}
+
+// subscriber is a publisher-socket peer and its prefixes (with counts, as
+// a SUB may subscribe to one prefix more than once).
+type subscriber struct {
+	conn   *zmtp.Conn
+	topics map[string]int
+}
+
+func (s *subscriber) matches(key string) bool {
+	for t := range s.topics {
+		if strings.HasPrefix(key, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Start binds the three endpoints and starts serving.
+func Start(opts Options) (*Server, error) {
+	opts = opts.withDefaults()
+	zo := func(typ string, max int64) zmtp.Options {
+		return zmtp.Options{SocketType: typ, MaxMessageSize: max, Logger: opts.Logger}
+	}
+	snap, err := zmtp.Listen(opts.SnapshotEndpoint, zo("ROUTER", 4096))
+	if err != nil {
+		return nil, err
+	}
+	pub, err := zmtp.Listen(opts.PublisherEndpoint, zo("PUB", 4096))
+	if err != nil {
+		snap.Close()
+		return nil, err
+	}
+	coll, err := zmtp.Listen(opts.CollectorEndpoint, zo("SUB", opts.MaxValueSize+64<<10))
+	if err != nil {
+		snap.Close()
+		pub.Close()
+		return nil, err
+	}
+	s := &Server{
+		opts:      opts,
+		log:       opts.Logger.With("service", "clone", "name", opts.Name),
+		snap:      snap,
+		pub:       pub,
+		coll:      coll,
+		queries:   make(chan chan Stats),
+		quit:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+		store:     newStore(),
+		subs:      map[*zmtp.Conn]*subscriber{},
+		producers: map[*zmtp.Conn]struct{}{},
+	}
+	go s.run()
+	return s, nil
+}
+
+// Endpoints returns the bound endpoints (with real ports for tcp ":0").
+func (s *Server) Endpoints() Endpoints {
+	return Endpoints{s.snap.Endpoint(), s.pub.Endpoint(), s.coll.Endpoint()}
+}
+
+// Stats returns a snapshot taken by the owning goroutine.
+func (s *Server) Stats() Stats {
+	q := make(chan Stats, 1)
+	select {
+	case s.queries <- q:
+		return <-q
+	case <-s.stopped:
+		return s.final
+	}
+}
+
+// Close stops the server and returns its final state. The map lives in
+// memory only: it is gone after Close.
+func (s *Server) Close() Stats {
+	select {
+	case <-s.quit:
+	default:
+		close(s.quit)
+	}
+	<-s.stopped
+	return s.final
+}
+
+func (s *Server) run() {
+	defer close(s.stopped)
+	hb := time.NewTicker(s.opts.HeartbeatInterval)
+	defer hb.Stop()
+	ttl := time.NewTimer(time.Hour)
+	defer ttl.Stop()
+	snapEv, pubEv, collEv := s.snap.Events(), s.pub.Events(), s.coll.Events()
+	for {
+		s.armTTL(ttl)
+		select {
+		case ev := <-snapEv:
+			s.onSnapshot(ev)
+		case ev := <-pubEv:
+			s.onPublisher(ev)
+		case ev := <-collEv:
+			s.onCollector(ev)
+		case <-hb.C:
+			s.publish(KeyHUGZ, frames(KeyHUGZ, 0, nil, nil, nil))
+		case <-ttl.C:
+			s.expire(time.Now())
+		case q := <-s.queries:
+			q <- s.stats()
+		case <-s.quit:
+			s.final = s.stats()
+			// Close the sockets before draining: Close closes the
+			// event channels once their goroutines end.
+			done := make(chan struct{})
+			go func() {
+				s.snap.Close()
+				s.pub.Close()
+				s.coll.Close()
+				close(done)
+			}()
+			for snapEv != nil || pubEv != nil || collEv != nil {
+				select {
+				case _, ok := <-snapEv:
+					if !ok {
+						snapEv = nil
+					}
+				case _, ok := <-pubEv:
+					if !ok {
+						pubEv = nil
+					}
+				case _, ok := <-collEv:
+					if !ok {
+						collEv = nil
+					}
+				}
+			}
+			<-done
+			return
+		}
+	}
+}
+
+func (s *Server) stats() Stats {
+	st := s.st
+	st.Keys = len(s.store.m)
+	st.Sequence = s.seq
+	st.Subscribers = len(s.subs)
+	st.Publishers = len(s.producers)
+	return st
+}
+
+// armTTL points the timer at the next expiry.
+func (s *Server) armTTL(t *time.Timer) {
+	at := s.store.nextExpiry()
+	d := time.Hour
+	if !at.IsZero() {
+		d = max(time.Until(at), 0)
+	}
+	t.Reset(d)
+}
+
+func (s *Server) reject(ev zmtp.Event, what string, err error) {
+	s.st.Rejected++
+	s.log.Debug("message rejected", "socket", what, "peer", ev.Conn.RemoteAddr(), "err", err)
+}
+
+// onSnapshot answers ICANHAZ? with the subtree's KVSYNCs and KTHXBAI.
+func (s *Server) onSnapshot(ev zmtp.Event) {
+	if ev.Type != zmtp.Message {
+		return
+	}
+	if len(ev.Frames) != 2 || string(ev.Frames[0]) != KeyICANHAZ {
+		s.reject(ev, "snapshot", malformed("not [ICANHAZ?, subtree]"))
+		return
+	}
+	subtree := string(ev.Frames[1])
+	s.st.Snapshots++
+	now := time.Now()
+	for _, key := range s.store.subtree(subtree) {
+		e := s.store.m[key]
+		props := e.props
+		if !e.expires.IsZero() {
+			// A snapshot tells what is left of the time to live.
+			left := max(e.expires.Sub(now), time.Millisecond)
+			props = withProp(props, "ttl", strconv.FormatFloat(left.Seconds(), 'f', 3, 64))
+		}
+		pb, _ := encodeProps(props)
+		ev.Conn.Send(frames(key, e.seq, e.uuid, pb, e.body))
+	}
+	ev.Conn.Send(frames(KeyKTHXBAI, s.seq, nil, nil, []byte(subtree)))
+}
+
+func withProp(props []Prop, name, value string) []Prop {
+	out := make([]Prop, 0, len(props))
+	for _, p := range props {
+		if p.Name != name {
+			out = append(out, p)
+		}
+	}
+	return append(out, Prop{name, value})
+}
+
+// onPublisher tracks subscriptions. A peer that subscribes to HUGZ gets
+// one at once: a client that sees it knows its subscriptions are active
+// and may ask for its snapshot without missing an update.
+func (s *Server) onPublisher(ev zmtp.Event) {
+	switch ev.Type {
+	case zmtp.Connected:
+		s.subs[ev.Conn] = &subscriber{conn: ev.Conn, topics: map[string]int{}}
+	case zmtp.Disconnected:
+		delete(s.subs, ev.Conn)
+	case zmtp.Message:
+		sub := s.subs[ev.Conn]
+		if sub == nil || len(ev.Frames) != 1 || len(ev.Frames[0]) == 0 || ev.Frames[0][0] > 1 {
+			return // a PUB ignores anything else its subscribers send
+		}
+		topic := string(ev.Frames[0][1:])
+		if ev.Frames[0][0] == 1 {
+			sub.topics[topic]++
+			if sub.matches(KeyHUGZ) {
+				ev.Conn.Send(frames(KeyHUGZ, 0, nil, nil, nil))
+			}
+		} else if n := sub.topics[topic]; n > 1 {
+			sub.topics[topic] = n - 1
+		} else {
+			delete(sub.topics, topic)
+		}
+	}
+}
+
+// onCollector accepts KVSET updates from clients' PUB sockets.
+func (s *Server) onCollector(ev zmtp.Event) {
+	switch ev.Type {
+	case zmtp.Connected:
+		// A libzmq PUB sends nothing until subscribed to.
+		s.producers[ev.Conn] = struct{}{}
+		ev.Conn.Send([][]byte{{1}})
+		return
+	case zmtp.Disconnected:
+		delete(s.producers, ev.Conn)
+		if ev.Err != nil && !isEOF(ev.Err) {
+			s.log.Debug("collector peer dropped", "peer", ev.Conn.RemoteAddr(), "err", ev.Err)
+		}
+		return
+	}
+	m, err := Decode(ev.Frames)
+	if err != nil {
+		s.reject(ev, "collector", err)
+		return
+	}
+	if m.Key == KeyHUGZ || m.Key == KeyKTHXBAI || m.Key == KeyICANHAZ {
+		s.reject(ev, "collector", malformed("reserved key %q", m.Key))
+		return
+	}
+	var expires time.Time
+	if v, ok := m.Prop("ttl"); ok && len(m.Body) > 0 {
+		secs, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || secs < 0 || secs > 1e9 {
+			s.reject(ev, "collector", malformed("ttl %q", v))
+			return
+		}
+		if secs > 0 {
+			expires = time.Now().Add(time.Duration(secs * float64(time.Second)))
+		}
+	}
+	s.seq++
+	s.st.Updates++
+	e := &entry{
+		seq:     s.seq,
+		uuid:    bytes.Clone(m.UUID),
+		props:   m.Props,
+		body:    bytes.Clone(m.Body),
+		expires: expires,
+	}
+	pb, _ := encodeProps(m.Props)
+	s.store.put(m.Key, e)
+	s.publish(m.Key, frames(m.Key, s.seq, e.uuid, pb, e.body))
+}
+
+// expire deletes the values whose time is up and publishes the deletes.
+func (s *Server) expire(now time.Time) {
+	for _, e := range s.store.expired(now) {
+		s.seq++
+		s.st.Expired++
+		s.publish(e.key, frames(e.key, s.seq, e.uuid, nil, nil))
+	}
+}
+
+// publish sends one kvmsg to every subscriber whose prefixes match key.
+// All of them share the frames, which nobody modifies.
+func (s *Server) publish(key string, msg [][]byte) {
+	for _, sub := range s.subs {
+		if sub.matches(key) {
+			sub.conn.Send(msg)
+		}
+	}
+}
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) }

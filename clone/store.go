@@ -1,0 +1,99 @@
+package clone
+
+import (
+	"container/heap"
+	"sort"
+	"strings"
+	"time"
+)
+
+// entry is one stored key-value pair. Its frames are private copies.
+type entry struct {
+	key     string
+	seq     uint64
+	uuid    []byte
+	props   []Prop // as received, "ttl" included
+	body    []byte
+	expires time.Time // zero: never
+	idx     int       // position in the expiry heap, -1 if not in it
+}
+
+// store is the server's map plus a heap of its ephemeral entries by
+// expiry. Only the server's goroutine touches it.
+type store struct {
+	m   map[string]*entry
+	ttl expiryHeap
+}
+
+func newStore() *store { return &store{m: map[string]*entry{}} }
+
+// put stores a value (a non-empty body) or deletes the key (empty body).
+// The entry replaced, if any, leaves the expiry heap.
+func (s *store) put(key string, e *entry) {
+	if old, ok := s.m[key]; ok && old.idx >= 0 {
+		heap.Remove(&s.ttl, old.idx)
+	}
+	if len(e.body) == 0 {
+		delete(s.m, key)
+		return
+	}
+	e.key, e.idx = key, -1
+	s.m[key] = e
+	if !e.expires.IsZero() {
+		heap.Push(&s.ttl, e)
+	}
+}
+
+// nextExpiry is when the earliest ephemeral value expires (zero if none).
+func (s *store) nextExpiry() time.Time {
+	if len(s.ttl) == 0 {
+		return time.Time{}
+	}
+	return s.ttl[0].expires
+}
+
+// expired removes and returns the entries whose values expired by now,
+// in expiry order.
+func (s *store) expired(now time.Time) []*entry {
+	var out []*entry
+	for len(s.ttl) > 0 && !s.ttl[0].expires.After(now) {
+		e := heap.Pop(&s.ttl).(*entry)
+		delete(s.m, e.key)
+		out = append(out, e)
+	}
+	return out
+}
+
+// subtree lists the keys under prefix, sorted.
+func (s *store) subtree(prefix string) []string {
+	var keys []string
+	for k := range s.m {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+type expiryHeap []*entry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+func (h *expiryHeap) Push(x any) {
+	e := x.(*entry)
+	e.idx = len(*h)
+	*h = append(*h, e)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.idx = -1
+	*h = old[:len(old)-1]
+	return e
+}
