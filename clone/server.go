@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/owner"
 	"github.com/zbroker/zbroker/zmtp"
 )
 
@@ -156,15 +157,7 @@ func (s *Server) Endpoints() Endpoints {
 }
 
 // Stats returns a snapshot taken by the owning goroutine.
-func (s *Server) Stats() Stats {
-	q := make(chan Stats, 1)
-	select {
-	case s.queries <- q:
-		return <-q
-	case <-s.stopped:
-		return s.final
-	}
-}
+func (s *Server) Stats() Stats { return owner.Ask(s.queries, s.stopped, &s.final) }
 
 // Close stops the server and returns its final state. The map lives in
 // memory only: it is gone after Close.

@@ -3,6 +3,7 @@ package zpipes
 import (
 	"log/slog"
 
+	"github.com/zbroker/zbroker/internal/owner"
 	"github.com/zbroker/zbroker/zmtp"
 )
 
@@ -161,15 +162,7 @@ func Start(opts Options) (*Server, error) {
 func (s *Server) Endpoint() string { return s.sock.Endpoint() }
 
 // Stats returns a snapshot taken by the owning goroutine.
-func (s *Server) Stats() Stats {
-	q := make(chan Stats, 1)
-	select {
-	case s.queries <- q:
-		return <-q
-	case <-s.stopped:
-		return s.final
-	}
-}
+func (s *Server) Stats() Stats { return owner.Ask(s.queries, s.stopped, &s.final) }
 
 // Close stops the broker and returns its state at that moment; the chunks
 // it held are discarded (pipes live in memory only).
