@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/zbroker/zbroker/internal/interop"
 	"io"
 	"os"
 	"os/exec"
@@ -15,40 +16,9 @@ import (
 	"time"
 )
 
-// systemPython is Debian's interpreter; python3 on PATH may be another
-// one (pyenv) without the zmq module. CLONE_PYTHON overrides it.
-func pythonPath() string {
-	if p := os.Getenv("CLONE_PYTHON"); p != "" {
-		return p
-	}
-	return "/usr/bin/python3"
-}
-
-var (
-	pyOnce sync.Once
-	pyErr  error
-)
-
-// pythonZMQ returns the python to run the scripts with, or skips the test
-// (fails it under CI=true or ZBROKER_INTEROP=require) when pyzmq is
-// missing.
-func pythonZMQ(t testing.TB) string {
-	t.Helper()
-	pyOnce.Do(func() {
-		out, err := exec.Command(pythonPath(), "-c", "import zmq").CombinedOutput()
-		if err != nil {
-			pyErr = fmt.Errorf("%s cannot import zmq: %v %s", pythonPath(), err, bytes.TrimSpace(out))
-		}
-	})
-	if pyErr != nil {
-		msg := fmt.Sprintf("interop test needs python3-zmq: %v (install: apt-get install python3-zmq)", pyErr)
-		if os.Getenv("CI") == "true" || os.Getenv("ZBROKER_INTEROP") == "require" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return pythonPath()
-}
+// pythonZMQ returns a python that can import zmq, or skips the test
+// (fails it under CI=true or ZBROKER_INTEROP=require).
+func pythonZMQ(t testing.TB) string { return interop.Python(t) }
 
 // peer is a running chp_peer.py.
 type peer struct {

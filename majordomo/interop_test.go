@@ -9,7 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
+	"github.com/zbroker/zbroker/internal/interop"
 	"os/exec"
 	"strings"
 	"sync"
@@ -18,42 +18,9 @@ import (
 	"time"
 )
 
-// systemPython is Debian's interpreter; python3 on PATH may be another
-// one (pyenv) without the zmq module. MDP_PYTHON overrides it.
-const systemPython = "/usr/bin/python3"
-
-func pythonPath() string {
-	if p := os.Getenv("MDP_PYTHON"); p != "" {
-		return p
-	}
-	return systemPython
-}
-
-var (
-	pyOnce sync.Once
-	pyErr  error
-)
-
-// pythonZMQ returns the python to run the scripts with, or skips the test
-// (fails it under CI=true or ZBROKER_INTEROP=require) when pyzmq is
-// missing.
-func pythonZMQ(t testing.TB) string {
-	t.Helper()
-	pyOnce.Do(func() {
-		out, err := exec.Command(pythonPath(), "-c", "import zmq").CombinedOutput()
-		if err != nil {
-			pyErr = fmt.Errorf("%s cannot import zmq: %v %s", pythonPath(), err, bytes.TrimSpace(out))
-		}
-	})
-	if pyErr != nil {
-		msg := fmt.Sprintf("interop test needs python3-zmq: %v (install: make deps, or apt-get install python3-zmq)", pyErr)
-		if os.Getenv("CI") == "true" || os.Getenv("ZBROKER_INTEROP") == "require" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return pythonPath()
-}
+// pythonZMQ returns a python that can import zmq, or skips the test
+// (fails it under CI=true or ZBROKER_INTEROP=require).
+func pythonZMQ(t testing.TB) string { return interop.Python(t) }
 
 // pyProc is a running script; its stdout lines arrive on lines.
 type pyProc struct {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/zbroker/zbroker/internal/interop"
 	"io"
 	"log/slog"
 	"net"
@@ -417,113 +418,29 @@ func goroutineDump() string {
 
 // ---- interop prerequisites ----
 
-// interopRequired makes missing interop prerequisites a failure instead of
-// a skip, so CI can never pass without running them.
-func interopRequired() bool {
-	return os.Getenv("CI") == "true" || os.Getenv("ZBROKER_INTEROP") == "require"
-}
-
-const installHint = "install them with: sudo apt-get install python3-zmq libzmq3-dev pkg-config gcc " +
-	"(or run scripts/deps.sh)"
-
-func interopMissing(t testing.TB, what string) {
-	t.Helper()
-	if interopRequired() {
-		t.Fatalf("interop test cannot run: %s; %s (required because CI=true or ZBROKER_INTEROP=require)", what, installHint)
-	}
-	t.Skipf("SKIP interop test: %s; %s. Set ZBROKER_INTEROP=require to make this a failure.", what, installHint)
-}
-
-var (
-	pythonOnce sync.Once
-	pythonPath string
-	pythonWhy  string
-)
-
-// zmqPython finds a python interpreter that can import zmq. Debian's
-// /usr/bin/python3 comes first: a python3 earlier on PATH (pyenv, venv)
-// usually lacks the module.
-func zmqPython(t testing.TB) string {
-	t.Helper()
-	pythonOnce.Do(func() {
-		candidates := []string{"/usr/bin/python3"}
-		if p, err := exec.LookPath("python3"); err == nil {
-			candidates = append(candidates, p)
-		}
-		var tried []string
-		for _, c := range candidates {
-			out, err := exec.Command(c, "-c", "import zmq").CombinedOutput()
-			if err == nil {
-				pythonPath = c
-				return
-			}
-			tried = append(tried, fmt.Sprintf("%s (%v: %s)", c, err, bytes.TrimSpace(out)))
-		}
-		pythonWhy = "no python3 with the zmq module; tried " + strings.Join(tried, ", ")
-	})
-	if pythonPath == "" {
-		interopMissing(t, pythonWhy)
-	}
-	return pythonPath
-}
+// zmqPython finds a python interpreter that can import zmq.
+func zmqPython(t testing.TB) string { return interop.Python(t) }
 
 // interopDir holds what the suite builds (the C client); TestMain removes it.
 var interopDir string
 
-var (
-	cClientOnce sync.Once
-	cClientPath string
-	cClientWhy  string
-	cClientErr  string
-)
+var cClientOnce sync.Once
 
 // cClient compiles testdata/interop/client.c against libzmq once per run.
-// Missing tools are a skip (or a failure when required); a compile error
-// with the tools present is always a failure.
 func cClient(t testing.TB) string {
 	t.Helper()
 	cClientOnce.Do(func() {
-		cc := os.Getenv("CC")
-		if cc == "" {
-			cc = "cc"
-		}
-		ccPath, err := exec.LookPath(cc)
-		if err != nil {
-			cClientWhy = fmt.Sprintf("no C compiler (%q not found)", cc)
-			return
-		}
-		pc, err := exec.LookPath("pkg-config")
-		if err != nil {
-			cClientWhy = "pkg-config not found"
-			return
-		}
-		flags, err := exec.Command(pc, "--cflags", "--libs", "libzmq").Output()
-		if err != nil {
-			cClientWhy = "pkg-config cannot find libzmq (libzmq3-dev not installed?)"
-			return
-		}
 		dir, err := os.MkdirTemp("", "zmtp-interop-")
 		if err != nil {
-			cClientErr = err.Error()
-			return
+			t.Fatal(err)
 		}
 		interopDir = dir
-		out := filepath.Join(dir, "client")
-		args := append([]string{"-O2", "-Wall", "-o", out, filepath.Join("testdata", "interop", "client.c")},
-			strings.Fields(string(flags))...)
-		if msg, err := exec.Command(ccPath, args...).CombinedOutput(); err != nil {
-			cClientErr = fmt.Sprintf("%s %s: %v\n%s", ccPath, strings.Join(args, " "), err, msg)
-			return
-		}
-		cClientPath = out
 	})
-	if cClientErr != "" {
-		t.Fatalf("compiling the C interop client failed: %s", cClientErr)
+	out := filepath.Join(interopDir, "client")
+	if _, err := os.Stat(out); err != nil {
+		interop.CompileC(t, filepath.Join("testdata", "interop", "client.c"), out)
 	}
-	if cClientPath == "" {
-		interopMissing(t, cClientWhy)
-	}
-	return cClientPath
+	return out
 }
 
 func TestMain(m *testing.M) {

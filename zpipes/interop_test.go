@@ -34,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/interop"
 	"github.com/zbroker/zbroker/zpipes"
 )
 
@@ -44,92 +45,19 @@ const (
 	ixLineTimeout = 10 * time.Second
 	// ixPeerLifetime is a hard limit on every peer process (SIGALRM).
 	ixPeerLifetime = 120
-	ixInstallHint  = "apt-get install python3-zmq libzmq3-dev pkg-config gcc"
 )
 
 // ---------------------------------------------------------------------------
 // Environment: python with zmq, a C compiler with libzmq, the broker binary.
 
-func ixRequired() bool {
-	return os.Getenv("CI") == "true" || os.Getenv("ZBROKER_INTEROP") == "require"
-}
-
-// ixMissing skips the test, or fails it when interop tests are required.
-func ixMissing(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if ixRequired() {
-		t.Fatalf("interop test cannot run: %s\n(interop tests are required here because CI=true or ZBROKER_INTEROP=require; fix with: %s)", msg, ixInstallHint)
-	}
-	t.Skipf("interop test skipped: %s (%s; set ZBROKER_INTEROP=require to make this a failure)", msg, ixInstallHint)
-}
-
-var ixPython struct {
-	once sync.Once
-	path string
-	why  string
-}
-
-// ixPythonPath returns a python interpreter that can import zmq, preferring
-// Debian's /usr/bin/python3 (a pyenv python3 on PATH usually lacks zmq).
-// ZBROKER_PYTHON overrides the choice.
-func ixPythonPath(t *testing.T) string {
-	t.Helper()
-	ixPython.once.Do(func() {
-		var cands []string
-		if p := os.Getenv("ZBROKER_PYTHON"); p != "" {
-			cands = append(cands, p)
-		}
-		cands = append(cands, "/usr/bin/python3")
-		if p, err := exec.LookPath("python3"); err == nil {
-			cands = append(cands, p)
-		}
-		var tried []string
-		for _, c := range cands {
-			out, err := exec.Command(c, "-c", "import zmq; print(zmq.zmq_version())").CombinedOutput()
-			if err == nil {
-				ixPython.path = c
-				return
-			}
-			tried = append(tried, fmt.Sprintf("%s: %v %s", c, err, lastLine(out)))
-		}
-		ixPython.why = "no python with the zmq module (tried " + strings.Join(tried, "; ") + ")"
-	})
-	if ixPython.path == "" {
-		ixMissing(t, "%s", ixPython.why)
-	}
-	return ixPython.path
-}
-
-func lastLine(b []byte) string {
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return lines[len(lines)-1]
-}
+// ixPythonPath returns a python interpreter that can import zmq.
+func ixPythonPath(t *testing.T) string { return interop.Python(t) }
 
 // ixBuildCClient compiles testdata/interop/zpipes_client.c against libzmq.
 func ixBuildCClient(t *testing.T) string {
 	t.Helper()
-	cc := strings.Fields(os.Getenv("CC")) // may carry flags, e.g. "gcc -m64"
-	if len(cc) == 0 {
-		cc = []string{"cc"}
-	}
-	if _, err := exec.LookPath(cc[0]); err != nil {
-		ixMissing(t, "no C compiler (%s): %v", cc[0], err)
-	}
-	flags, err := exec.Command("pkg-config", "--cflags", "--libs", "libzmq").Output()
-	if err != nil {
-		ixMissing(t, "pkg-config --cflags --libs libzmq failed: %v", err)
-	}
 	bin := filepath.Join(t.TempDir(), "zpipes_client")
-	args := append(cc[1:len(cc):len(cc)], "-O1", "-Wall", "-o", bin, filepath.Join("testdata", "interop", "zpipes_client.c"))
-	args = append(args, strings.Fields(string(flags))...)
-	out, err := exec.Command(cc[0], args...).CombinedOutput()
-	if err != nil {
-		if bytes.Contains(out, []byte("zmq.h")) {
-			ixMissing(t, "cannot compile against libzmq: %s", out)
-		}
-		t.Fatalf("compiling zpipes_client.c: %v\n%s", err, out)
-	}
+	interop.CompileC(t, filepath.Join("testdata", "interop", "zpipes_client.c"), bin)
 	return bin
 }
 
