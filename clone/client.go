@@ -76,6 +76,11 @@ type Update struct {
 // ErrNotConnected is returned by Set and Delete between connections.
 var ErrNotConnected = errors.New("clone: not connected to a server")
 
+// ErrResynced is returned by SetWait when the client resynchronized
+// (reconnected and took a new snapshot) before its update came back, so
+// whether the server applied it is unknown: check the value with Get.
+var ErrResynced = errors.New("clone: resynchronized before the update was confirmed")
+
 // Client keeps a consistent local copy of one subtree of a Clone server's
 // map. Its copy changes only in the server's order: updates it publishes
 // itself are applied when the server republishes them.
@@ -98,7 +103,7 @@ type Client struct {
 	syncs    int
 	pub      *zmtp.Conn // to the collector; nil between connections
 	watchers map[*watcher]struct{}
-	waiters  map[string]chan struct{} // by UUID: SetWait callers
+	waiters  map[string]chan error // by UUID: SetWait callers
 
 	ready   chan struct{}
 	quit    chan struct{}
@@ -116,7 +121,7 @@ func Connect(ctx context.Context, opts ClientOptions) (*Client, error) {
 		log:      opts.Logger.With("service", "clone-client"),
 		kv:       map[string]*Update{},
 		watchers: map[*watcher]struct{}{},
-		waiters:  map[string]chan struct{}{},
+		waiters:  map[string]chan error{},
 		ready:    make(chan struct{}),
 		quit:     make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -198,20 +203,21 @@ func (c *Client) Delete(key string) error { return c.Set(key, nil, 0) }
 
 // SetWait is Set, then waits until the server's republished update has
 // been applied to the local copy (key must be in the client's subtree).
+// If the client resynchronizes first it returns ErrResynced.
 func (c *Client) SetWait(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	done, err := c.send(key, value, ttl, true)
 	if err != nil {
 		return err
 	}
 	select {
-	case <-done:
-		return nil
+	case err := <-done:
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-func (c *Client) send(key string, value []byte, ttl time.Duration, wait bool) (chan struct{}, error) {
+func (c *Client) send(key string, value []byte, ttl time.Duration, wait bool) (chan error, error) {
 	m := KVMsg{Key: key, UUID: make([]byte, 16), Body: value}
 	rand.Read(m.UUID)
 	if ttl > 0 {
@@ -226,9 +232,9 @@ func (c *Client) send(key string, value []byte, ttl time.Duration, wait bool) (c
 	if c.pub == nil {
 		return nil, ErrNotConnected
 	}
-	var done chan struct{}
+	var done chan error
 	if wait {
-		done = make(chan struct{})
+		done = make(chan error, 1)
 		c.waiters[string(m.UUID)] = done
 	}
 	if err := c.pub.Send(msg); err != nil {
@@ -490,6 +496,13 @@ func (c *Client) resync(kv map[string]*Update, seq uint64) {
 		}
 	}
 	c.kv, c.seq = kv, seq
+	// A SetWait whose update did not come back before the resync can no
+	// longer tell whether the server applied it: say so instead of
+	// waiting forever.
+	for id, done := range c.waiters {
+		done <- ErrResynced
+		delete(c.waiters, id)
+	}
 }
 
 // apply handles one message from the publisher: HUGZ only proves the
@@ -519,7 +532,7 @@ func (c *Client) apply(frames [][]byte) error {
 	}
 	if done, ok := c.waiters[string(m.UUID)]; ok && len(m.UUID) > 0 {
 		delete(c.waiters, string(m.UUID))
-		close(done)
+		done <- nil
 	}
 	c.notify(*u)
 	return nil

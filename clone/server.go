@@ -30,6 +30,12 @@ type Options struct {
 	CollectorEndpoint string
 	// HeartbeatInterval is how often HUGZ is published. Default 1s.
 	HeartbeatInterval time.Duration
+	// SubscriberQueueLimit bounds the bytes of updates waiting to be
+	// written to one subscriber. A subscriber past it has stopped keeping
+	// up: it is disconnected (a client then resynchronizes from a fresh
+	// snapshot) rather than buffered for without end or silently skipped.
+	// Default 64 MiB.
+	SubscriberQueueLimit int64
 	// MaxValueSize bounds one update's body; larger updates are refused
 	// (the sending connection is dropped). Default 16 MiB.
 	MaxValueSize int64
@@ -54,6 +60,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxValueSize <= 0 {
 		o.MaxValueSize = 16 << 20
+	}
+	if o.SubscriberQueueLimit <= 0 {
+		o.SubscriberQueueLimit = 64 << 20
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -376,9 +385,17 @@ func (s *Server) expire(now time.Time) {
 // All of them share the frames, which nobody modifies.
 func (s *Server) publish(key string, msg [][]byte) {
 	for _, sub := range s.subs {
-		if sub.matches(key) {
-			sub.conn.Send(msg)
+		if !sub.matches(key) {
+			continue
 		}
+		if _, queued := sub.conn.Queued(); queued > s.opts.SubscriberQueueLimit {
+			s.log.Warn("subscriber not keeping up; disconnecting it (a client resynchronizes)",
+				"conn", sub.conn.ID(), "peer", sub.conn.RemoteAddr(), "queued_bytes", queued)
+			sub.conn.Close()
+			delete(s.subs, sub.conn)
+			continue
+		}
+		sub.conn.Send(msg)
 	}
 }
 

@@ -156,6 +156,14 @@ func (c *Conn) enqueue(o Outgoing) error {
 	return nil
 }
 
+// Queued reports the messages and bytes accepted by Send and not yet
+// written, so an owner can tell a peer that has stopped reading.
+func (c *Conn) Queued() (messages int, bytes int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queuedMsgs, c.queuedBytes
+}
+
 // Pause stops reading from the peer until Resume. Messages already read
 // are still delivered. The broker uses it to hold back a client whose
 // commands it cannot accept yet.
