@@ -44,6 +44,10 @@ type Options struct {
 	// connection until replies go out (backpressure, nobody else waits).
 	// Default 1000.
 	MaxPending int
+	// ClientQueueLimit bounds the bytes of replies waiting to be written
+	// to one client; past it a worker streaming PARTIALs to that client
+	// is not read until the client has read half of them. Default 16 MiB.
+	ClientQueueLimit int64
 	// MaxMessageSize bounds one incoming message; a peer sending more is
 	// disconnected by the transport. Default 256 MiB.
 	MaxMessageSize int64
@@ -77,6 +81,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxMessageSize <= 0 {
 		o.MaxMessageSize = 256 << 20
+	}
+	if o.ClientQueueLimit <= 0 {
+		o.ClientQueueLimit = 16 << 20
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -158,6 +165,9 @@ type worker struct {
 	current  *request
 	lastRecv time.Time
 	lastSent time.Time
+	// streamHeld: the worker is not being read because the client it
+	// streams PARTIALs to has not read enough of them.
+	streamHeld bool
 	// Idle workers form a least-recently-used list per service.
 	inIdle     bool
 	prev, next *worker
@@ -510,6 +520,12 @@ func (s *Server) workerCommand(p *peer, m *message) {
 			r.partials++
 			if !r.client.gone && r.version == V2 {
 				r.client.conn.Send(encodeClientReply(V2, r.env, false, r.service.name, m.body))
+				if !w.streamHeld && clientQueued(r) > s.opts.ClientQueueLimit {
+					// Backpressure for streams: stop reading the worker
+					// until the client catches up (see onTick).
+					w.streamHeld = true
+					w.peer.conn.Pause()
+				}
 			}
 			return
 		}
@@ -534,6 +550,9 @@ func (s *Server) reject(p *peer, m *message, reason string) {
 func (s *Server) removeWorker(w *worker, reason string, disconnect bool) {
 	p, svc := w.peer, w.service
 	p.worker = nil
+	if w.streamHeld {
+		p.conn.Resume()
+	}
 	if disconnect {
 		p.conn.Send(encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
 		p.defunct = true
@@ -628,10 +647,24 @@ func (s *Server) disconnect(p *peer, unsent []zmtp.Outgoing) {
 	p.queues = nil
 }
 
+func clientQueued(r *request) int64 {
+	_, bytes := r.client.conn.Queued()
+	return bytes
+}
+
 func (s *Server) onTick() {
 	expiry := s.opts.HeartbeatInterval * time.Duration(s.opts.HeartbeatLiveness)
 	s.expired = s.expired[:0]
 	for w := range s.workers {
+		if w.streamHeld {
+			// Its heartbeats wait unread behind its PARTIALs; the
+			// transport still reports it at once if it dies.
+			w.lastRecv = s.now
+			if r := w.current; r == nil || r.client.gone || clientQueued(r) <= s.opts.ClientQueueLimit/2 {
+				w.streamHeld = false
+				w.peer.conn.Resume()
+			}
+		}
 		if s.now.Sub(w.lastRecv) > expiry {
 			s.expired = append(s.expired, w)
 			continue
