@@ -159,11 +159,29 @@ func (c *Client) attempt(ctx context.Context, req [][]byte, service string, part
 	timer := time.NewTimer(c.opts.Timeout)
 	defer timer.Stop()
 	actx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
-	err = c.connect(actx)
-	cancel()
-	if err == nil {
-		err = c.conn.Send(req)
+	if c.conn != nil {
+		// Nothing is owed on an idle connection: anything waiting is its
+		// end (the broker restarted since the last call) or a stray.
+		select {
+		case in := <-c.in:
+			if in.err != nil {
+				c.reset()
+			}
+		default:
+		}
 	}
+	err = c.connect(actx)
+	if err == nil {
+		if err = c.conn.Send(req); err != nil {
+			// Died unnoticed since the last call: a fresh connection
+			// now, not a whole timeout later.
+			c.reset()
+			if err = c.connect(actx); err == nil {
+				err = c.conn.Send(req)
+			}
+		}
+	}
+	cancel()
 	if err != nil {
 		c.reset()
 		if ctx.Err() != nil {

@@ -517,14 +517,17 @@ func (s *Server) workerCommand(p *peer, m *message) {
 			return
 		}
 		if m.kind == kPartial {
-			r.partials++
+			// Only PARTIALs a client has been sent count: a 0.1 client
+			// never sees them, so its request may still go to another
+			// worker if this one dies.
 			if !r.client.gone && r.version == V2 {
+				r.partials++
 				r.client.conn.Send(encodeClientReply(V2, r.env, false, r.service.name, m.body))
 				if !w.streamHeld && clientQueued(r) > s.opts.ClientQueueLimit {
 					// Backpressure for streams: stop reading the worker
 					// until the client catches up (see onTick).
 					w.streamHeld = true
-					w.peer.conn.Pause()
+					s.updatePause(w.peer)
 				}
 			}
 			return
@@ -550,9 +553,7 @@ func (s *Server) reject(p *peer, m *message, reason string) {
 func (s *Server) removeWorker(w *worker, reason string, disconnect bool) {
 	p, svc := w.peer, w.service
 	p.worker = nil
-	if w.streamHeld {
-		p.conn.Resume()
-	}
+	s.updatePause(p)
 	if disconnect {
 		p.conn.Send(encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
 		p.defunct = true
@@ -609,10 +610,11 @@ func (s *Server) fail(r *request, code, reason string) {
 	p.conn.Send(encodeFailure(r.version, r.env, code, r.service.name, reason))
 }
 
-// updatePause stops reading a client that has too many requests pending,
-// and resumes it once it is below the limit again.
+// updatePause stops reading a peer while it has too many requests
+// outstanding as a client, or its worker streams to a client that is not
+// keeping up, and resumes it when neither holds. A peer may be both.
 func (s *Server) updatePause(p *peer) {
-	want := p.pending >= s.opts.MaxPending
+	want := p.pending >= s.opts.MaxPending || (p.worker != nil && p.worker.streamHeld)
 	if want == p.paused || p.gone {
 		return
 	}
@@ -656,13 +658,15 @@ func (s *Server) onTick() {
 	expiry := s.opts.HeartbeatInterval * time.Duration(s.opts.HeartbeatLiveness)
 	s.expired = s.expired[:0]
 	for w := range s.workers {
-		if w.streamHeld {
-			// Its heartbeats wait unread behind its PARTIALs; the
+		if w.peer.paused {
+			// Its heartbeats wait unread while we do not read it; the
 			// transport still reports it at once if it dies.
 			w.lastRecv = s.now
+		}
+		if w.streamHeld {
 			if r := w.current; r == nil || r.client.gone || clientQueued(r) <= s.opts.ClientQueueLimit/2 {
 				w.streamHeld = false
-				w.peer.conn.Resume()
+				s.updatePause(w.peer)
 			}
 		}
 		if s.now.Sub(w.lastRecv) > expiry {
