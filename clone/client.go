@@ -194,7 +194,7 @@ func (c *Client) Syncs() int {
 // empty value deletes the key. The local copy changes when the server
 // republishes the update.
 func (c *Client) Set(key string, value []byte, ttl time.Duration) error {
-	_, err := c.send(key, value, ttl, false)
+	_, _, err := c.send(key, value, ttl, false)
 	return err
 }
 
@@ -205,7 +205,10 @@ func (c *Client) Delete(key string) error { return c.Set(key, nil, 0) }
 // been applied to the local copy (key must be in the client's subtree).
 // If the client resynchronizes first it returns ErrResynced.
 func (c *Client) SetWait(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	done, err := c.send(key, value, ttl, true)
+	if !strings.HasPrefix(key, c.opts.Subtree) {
+		return fmt.Errorf("clone: SetWait of %q outside the client's subtree %q would never be confirmed", key, c.opts.Subtree)
+	}
+	done, id, err := c.send(key, value, ttl, true)
 	if err != nil {
 		return err
 	}
@@ -213,11 +216,18 @@ func (c *Client) SetWait(ctx context.Context, key string, value []byte, ttl time
 	case err := <-done:
 		return err
 	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.waiters, id)
+		c.mu.Unlock()
 		return ctx.Err()
 	}
 }
 
-func (c *Client) send(key string, value []byte, ttl time.Duration, wait bool) (chan error, error) {
+func (c *Client) send(key string, value []byte, ttl time.Duration, wait bool) (chan error, string, error) {
+	switch key {
+	case KeyHUGZ, KeyKTHXBAI, KeyICANHAZ:
+		return nil, "", fmt.Errorf("clone: %q is a reserved key", key)
+	}
 	m := KVMsg{Key: key, UUID: make([]byte, 16), Body: value}
 	rand.Read(m.UUID)
 	if ttl > 0 {
@@ -225,12 +235,12 @@ func (c *Client) send(key string, value []byte, ttl time.Duration, wait bool) (c
 	}
 	msg, err := m.Encode()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pub == nil {
-		return nil, ErrNotConnected
+		return nil, "", ErrNotConnected
 	}
 	var done chan error
 	if wait {
@@ -239,9 +249,9 @@ func (c *Client) send(key string, value []byte, ttl time.Duration, wait bool) (c
 	}
 	if err := c.pub.Send(msg); err != nil {
 		delete(c.waiters, string(m.UUID))
-		return nil, ErrNotConnected
+		return nil, "", ErrNotConnected
 	}
-	return done, nil
+	return done, string(m.UUID), nil
 }
 
 // Watch returns a channel of the updates applied from now on, in order,

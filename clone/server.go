@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/zbroker/zbroker/internal/owner"
@@ -90,21 +91,29 @@ type Stats struct {
 // Server is a running Clone server. One goroutine owns all state and is
 // fed by the three sockets' events, so there are no locks.
 type Server struct {
-	opts      Options
-	log       *slog.Logger
-	snap      *zmtp.Socket
-	pub       *zmtp.Socket
-	coll      *zmtp.Socket
-	queries   chan chan Stats
-	quit      chan struct{}
-	stopped   chan struct{}
-	final     Stats
-	store     *store
-	seq       uint64
-	subs      map[*zmtp.Conn]*subscriber
-	producers map[*zmtp.Conn]struct{}
-	st        Stats
+	opts    Options
+	log     *slog.Logger
+	snap    *zmtp.Socket
+	pub     *zmtp.Socket
+	coll    *zmtp.Socket
+	queries chan chan Stats
+	quit    chan struct{}
+	stopped chan struct{}
+	final   Stats
+	store   *store
+	seq     uint64
+	subs    map[*zmtp.Conn]*subscriber
+	// waitingSnaps holds the subtrees a snapshot peer asked for while its
+	// previous snapshot was still being written.
+	waitingSnaps map[*zmtp.Conn][]string
+	closeOnce    sync.Once
+	producers    map[*zmtp.Conn]struct{}
+	st           Stats
 }
+
+// maxTopics caps the prefixes one subscriber may hold, so one peer cannot
+// make every publish slow or hold unbounded memory.
+const maxTopics = 10000
 
 // subscriber is a publisher-socket peer and its prefixes (with counts, as
 // a SUB may subscribe to one prefix more than once).
@@ -113,7 +122,18 @@ type subscriber struct {
 	topics map[string]int
 }
 
+// matches scans the prefixes, or, when there are more of them than the
+// key has prefixes, looks each of the key's prefixes up, so a subscriber
+// with many topics costs a publish at most len(key)+1 lookups.
 func (s *subscriber) matches(key string) bool {
+	if len(s.topics) > len(key)+1 {
+		for i := 0; i <= len(key); i++ {
+			if s.topics[key[:i]] > 0 {
+				return true
+			}
+		}
+		return false
+	}
 	for t := range s.topics {
 		if strings.HasPrefix(key, t) {
 			return true
@@ -144,17 +164,18 @@ func Start(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		opts:      opts,
-		log:       opts.Logger.With("service", "clone", "name", opts.Name),
-		snap:      snap,
-		pub:       pub,
-		coll:      coll,
-		queries:   make(chan chan Stats),
-		quit:      make(chan struct{}),
-		stopped:   make(chan struct{}),
-		store:     newStore(),
-		subs:      map[*zmtp.Conn]*subscriber{},
-		producers: map[*zmtp.Conn]struct{}{},
+		opts:         opts,
+		log:          opts.Logger.With("service", "clone", "name", opts.Name),
+		snap:         snap,
+		pub:          pub,
+		coll:         coll,
+		queries:      make(chan chan Stats),
+		quit:         make(chan struct{}),
+		stopped:      make(chan struct{}),
+		store:        newStore(),
+		subs:         map[*zmtp.Conn]*subscriber{},
+		waitingSnaps: map[*zmtp.Conn][]string{},
+		producers:    map[*zmtp.Conn]struct{}{},
 	}
 	go s.run()
 	return s, nil
@@ -171,11 +192,7 @@ func (s *Server) Stats() Stats { return owner.Ask(s.queries, s.stopped, &s.final
 // Close stops the server and returns its final state. The map lives in
 // memory only: it is gone after Close.
 func (s *Server) Close() Stats {
-	select {
-	case <-s.quit:
-	default:
-		close(s.quit)
-	}
+	s.closeOnce.Do(func() { close(s.quit) })
 	<-s.stopped
 	return s.final
 }
@@ -184,6 +201,8 @@ func (s *Server) run() {
 	defer close(s.stopped)
 	hb := time.NewTicker(s.opts.HeartbeatInterval)
 	defer hb.Stop()
+	snapCheck := time.NewTicker(50 * time.Millisecond)
+	defer snapCheck.Stop()
 	ttl := time.NewTimer(time.Hour)
 	defer ttl.Stop()
 	snapEv, pubEv, collEv := s.snap.Events(), s.pub.Events(), s.coll.Events()
@@ -196,6 +215,8 @@ func (s *Server) run() {
 			s.onPublisher(ev)
 		case ev := <-collEv:
 			s.onCollector(ev)
+		case <-snapCheck.C:
+			s.serveWaitingSnapshots()
 		case <-hb.C:
 			s.publish(KeyHUGZ, frames(KeyHUGZ, 0, nil, nil, nil))
 		case <-ttl.C:
@@ -261,6 +282,9 @@ func (s *Server) reject(ev zmtp.Event, what string, err error) {
 
 // onSnapshot answers ICANHAZ? with the subtree's KVSYNCs and KTHXBAI.
 func (s *Server) onSnapshot(ev zmtp.Event) {
+	if ev.Type == zmtp.Disconnected {
+		delete(s.waitingSnaps, ev.Conn)
+	}
 	if ev.Type != zmtp.Message {
 		return
 	}
@@ -269,6 +293,37 @@ func (s *Server) onSnapshot(ev zmtp.Event) {
 		return
 	}
 	subtree := string(ev.Frames[1])
+	// One snapshot in flight per connection: a peer asking again before
+	// it has read the last one waits (and is not read meanwhile), so it
+	// cannot make the server hold many copies of the map.
+	if msgs, _ := ev.Conn.Queued(); msgs > 0 || len(s.waitingSnaps[ev.Conn]) > 0 {
+		if len(s.waitingSnaps[ev.Conn]) == 0 {
+			ev.Conn.Pause()
+		}
+		s.waitingSnaps[ev.Conn] = append(s.waitingSnaps[ev.Conn], subtree)
+		return
+	}
+	s.sendSnapshot(ev.Conn, subtree)
+}
+
+// serveWaitingSnapshots sends the next waiting snapshot to each peer that
+// has read its last one.
+func (s *Server) serveWaitingSnapshots() {
+	for c, subtrees := range s.waitingSnaps {
+		if msgs, _ := c.Queued(); msgs > 0 {
+			continue
+		}
+		s.sendSnapshot(c, subtrees[0])
+		if len(subtrees) == 1 {
+			delete(s.waitingSnaps, c)
+			c.Resume()
+		} else {
+			s.waitingSnaps[c] = subtrees[1:]
+		}
+	}
+}
+
+func (s *Server) sendSnapshot(c *zmtp.Conn, subtree string) {
 	s.st.Snapshots++
 	now := time.Now()
 	for _, key := range s.store.subtree(subtree) {
@@ -280,9 +335,9 @@ func (s *Server) onSnapshot(ev zmtp.Event) {
 			props = withProp(props, "ttl", strconv.FormatFloat(left.Seconds(), 'f', 3, 64))
 		}
 		pb, _ := encodeProps(props)
-		ev.Conn.Send(frames(key, e.seq, e.uuid, pb, e.body))
+		c.Send(frames(key, e.seq, e.uuid, pb, e.body))
 	}
-	ev.Conn.Send(frames(KeyKTHXBAI, s.seq, nil, nil, []byte(subtree)))
+	c.Send(frames(KeyKTHXBAI, s.seq, nil, nil, []byte(subtree)))
 }
 
 func withProp(props []Prop, name, value string) []Prop {
@@ -311,6 +366,13 @@ func (s *Server) onPublisher(ev zmtp.Event) {
 		}
 		topic := string(ev.Frames[0][1:])
 		if ev.Frames[0][0] == 1 {
+			if len(sub.topics) >= maxTopics && sub.topics[topic] == 0 {
+				// Ignoring it would silently starve the subscriber.
+				s.log.Warn("subscriber over the prefix limit; disconnecting it", "peer", ev.Conn.RemoteAddr(), "limit", maxTopics)
+				ev.Conn.Close()
+				delete(s.subs, ev.Conn)
+				return
+			}
 			sub.topics[topic]++
 			if sub.matches(KeyHUGZ) {
 				ev.Conn.Send(frames(KeyHUGZ, 0, nil, nil, nil))
