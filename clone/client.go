@@ -39,15 +39,7 @@ func (o ClientOptions) withDefaults() ClientOptions {
 	if o.Name == "" {
 		o.Name = "default"
 	}
-	if o.SnapshotEndpoint == "" {
-		o.SnapshotEndpoint = SnapshotEndpoint(o.Name)
-	}
-	if o.PublisherEndpoint == "" {
-		o.PublisherEndpoint = PublisherEndpoint(o.Name)
-	}
-	if o.CollectorEndpoint == "" {
-		o.CollectorEndpoint = CollectorEndpoint(o.Name)
-	}
+	defaultEndpoints(o.Name, &o.SnapshotEndpoint, &o.PublisherEndpoint, &o.CollectorEndpoint)
 	if o.HeartbeatTimeout <= 0 {
 		o.HeartbeatTimeout = 3 * time.Second
 	}

@@ -47,15 +47,7 @@ func (o Options) withDefaults() Options {
 	if o.Name == "" {
 		o.Name = "default"
 	}
-	if o.SnapshotEndpoint == "" {
-		o.SnapshotEndpoint = SnapshotEndpoint(o.Name)
-	}
-	if o.PublisherEndpoint == "" {
-		o.PublisherEndpoint = PublisherEndpoint(o.Name)
-	}
-	if o.CollectorEndpoint == "" {
-		o.CollectorEndpoint = CollectorEndpoint(o.Name)
-	}
+	defaultEndpoints(o.Name, &o.SnapshotEndpoint, &o.PublisherEndpoint, &o.CollectorEndpoint)
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = time.Second
 	}
@@ -69,6 +61,20 @@ func (o Options) withDefaults() Options {
 		o.Logger = slog.Default()
 	}
 	return o
+}
+
+// defaultEndpoints fills in the endpoints not given, from the broker name;
+// servers and clients agree on them this way.
+func defaultEndpoints(name string, snapshot, publisher, collector *string) {
+	if *snapshot == "" {
+		*snapshot = SnapshotEndpoint(name)
+	}
+	if *publisher == "" {
+		*publisher = PublisherEndpoint(name)
+	}
+	if *collector == "" {
+		*collector = CollectorEndpoint(name)
+	}
 }
 
 // Endpoints are where a server listens.

@@ -248,23 +248,7 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func TestDeque(t *testing.T) {
-	var d deque[int]
-	for i := 0; i < 20; i++ {
-		d.pushBack(i)
-	}
-	d.pushFront(-1)
-	for i := 0; i < 5; i++ {
-		d.popFront()
-	}
-	d.filter(func(v int) bool { return v%2 == 0 })
-	var got []int
-	for d.len() > 0 {
-		got = append(got, d.popFront())
-	}
-	if fmt.Sprint(got) != "[4 6 8 10 12 14 16 18]" {
-		t.Fatal(got)
-	}
+func TestRequestAddr(t *testing.T) {
 	if !bytes.Equal(requestAddr(258), []byte{0, 0, 0, 0, 0, 0, 1, 2}) {
 		t.Fatal(requestAddr(258))
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/deque"
 	"github.com/zbroker/zbroker/internal/owner"
 	"github.com/zbroker/zbroker/zmtp"
 )
@@ -140,7 +141,7 @@ type peer struct {
 
 type clientQueue struct {
 	peer *peer
-	reqs deque[*request]
+	reqs deque.Deque[*request]
 }
 
 type request struct {
@@ -180,7 +181,7 @@ type service struct {
 	idleTail *worker
 	nidle    int
 	// rr serves clients round robin; each client's requests stay FIFO.
-	rr     deque[*clientQueue]
+	rr     deque.Deque[*clientQueue]
 	queued int
 }
 
@@ -437,15 +438,15 @@ func (s *Server) enqueue(r *request, front bool) {
 		}
 		p.queues[svc] = q
 		if front {
-			svc.rr.pushFront(q)
+			svc.rr.PushFront(q)
 		} else {
-			svc.rr.pushBack(q)
+			svc.rr.PushBack(q)
 		}
 	}
 	if front {
-		q.reqs.pushFront(r)
+		q.reqs.PushFront(r)
 	} else {
-		q.reqs.pushBack(r)
+		q.reqs.PushBack(r)
 	}
 	r.deadline = s.now.Add(s.opts.RequestTimeout)
 	svc.queued++
@@ -456,12 +457,12 @@ func (s *Server) enqueue(r *request, front bool) {
 // workers least recently used first.
 func (s *Server) dispatch(svc *service) {
 	for svc.nidle > 0 && svc.queued > 0 {
-		q := svc.rr.popFront()
-		r := q.reqs.popFront()
+		q := svc.rr.PopFront()
+		r := q.reqs.PopFront()
 		svc.queued--
 		s.queued--
-		if q.reqs.len() > 0 {
-			svc.rr.pushBack(q)
+		if q.reqs.Len() > 0 {
+			svc.rr.PushBack(q)
 		} else {
 			delete(q.peer.queues, svc)
 		}
@@ -640,10 +641,10 @@ func (s *Server) disconnect(p *peer, unsent []zmtp.Outgoing) {
 		s.removeWorker(w, "worker disconnected", false)
 	}
 	for svc, q := range p.queues {
-		n := q.reqs.len()
+		n := q.reqs.Len()
 		svc.queued -= n
 		s.queued -= n
-		svc.rr.filter(func(x *clientQueue) bool { return x != q })
+		svc.rr.Filter(func(x *clientQueue) bool { return x != q })
 		s.gc(svc)
 	}
 	p.queues = nil
@@ -696,15 +697,15 @@ func (s *Server) sweep() {
 		if svc.queued == 0 {
 			continue
 		}
-		svc.rr.filter(func(q *clientQueue) bool {
-			q.reqs.filter(func(r *request) bool {
+		svc.rr.Filter(func(q *clientQueue) bool {
+			q.reqs.Filter(func(r *request) bool {
 				if s.now.Before(r.deadline) {
 					return true
 				}
 				late = append(late, r)
 				return false
 			})
-			if q.reqs.len() == 0 {
+			if q.reqs.Len() == 0 {
 				delete(q.peer.queues, svc)
 				return false
 			}

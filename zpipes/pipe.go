@@ -1,5 +1,7 @@
 package zpipes
 
+import "github.com/zbroker/zbroker/internal/deque"
+
 // chunkOverhead is what each queued chunk is charged beyond its payload
 // against the memory limits, so a flood of empty chunks is bounded too.
 const chunkOverhead = 64
@@ -11,44 +13,10 @@ func (p *pipe) cost(chunk []byte) int64 {
 	return int64(len(chunk)+len(p.name)) + chunkOverhead
 }
 
-// fifo is a queue of chunks that reuses its backing array.
-type fifo struct {
-	items [][]byte
-	head  int
-}
-
-func (q *fifo) len() int { return len(q.items) - q.head }
-
-func (q *fifo) push(b []byte) {
-	if q.head > 0 && q.head == len(q.items) {
-		q.items, q.head = q.items[:0], 0
-	}
-	q.items = append(q.items, b)
-}
-
-func (q *fifo) pop() []byte {
-	b := q.items[q.head]
-	q.items[q.head] = nil
-	q.head++
-	if q.head >= 1024 && q.head*2 >= len(q.items) {
-		n := copy(q.items, q.items[q.head:])
-		clear(q.items[n:])
-		q.items, q.head = q.items[:n], 0
-	}
-	return b
-}
-
-// pushFront puts chunks back at the head, keeping their order.
-func (q *fifo) pushFront(bs [][]byte) {
-	rest := q.items[q.head:]
-	q.items = append(append(make([][]byte, 0, len(bs)+len(rest)), bs...), rest...)
-	q.head = 0
-}
-
 // writerQueue holds one writer connection's chunks in its own order.
 type writerQueue struct {
 	writer *client
-	chunks fifo
+	chunks deque.Deque[[]byte]
 	inRing bool
 	held   int // this writer's WRITEs held back by the limits
 	pass   int // last admission pass that had to skip this writer
@@ -75,7 +43,7 @@ type pipe struct {
 	next int
 	// returned holds chunks taken back from a reader that died before
 	// they were written to its socket; they are served first.
-	returned fifo
+	returned deque.Deque[[]byte]
 	bytes    int64 // cost of all queued chunks
 	chunks   int
 	openers  int
@@ -101,13 +69,13 @@ func (p *pipe) queueOf(c *client) *writerQueue {
 // dropIfUnused forgets a writer's queue once it is empty, holds nothing
 // back and the writer no longer has the pipe open.
 func (p *pipe) dropIfUnused(q *writerQueue) {
-	if q.chunks.len() == 0 && q.held == 0 && p.writers[q.writer] == q && q.writer.open[p.name] == nil {
+	if q.chunks.Len() == 0 && q.held == 0 && p.writers[q.writer] == q && q.writer.open[p.name] == nil {
 		delete(p.writers, q.writer)
 	}
 }
 
 func (p *pipe) push(q *writerQueue, chunk []byte) {
-	q.chunks.push(chunk)
+	q.chunks.PushBack(chunk)
 	if !q.inRing {
 		q.inRing = true
 		p.ring = append(p.ring, q)
@@ -119,15 +87,15 @@ func (p *pipe) push(q *writerQueue, chunk []byte) {
 // pop takes the next chunk: returned chunks first, then round robin over
 // the writers' queues. ok is false when the pipe is empty.
 func (p *pipe) pop() (chunk []byte, ok bool) {
-	if p.returned.len() > 0 {
-		chunk = p.returned.pop()
+	if p.returned.Len() > 0 {
+		chunk = p.returned.PopFront()
 	} else if len(p.ring) > 0 {
 		if p.next >= len(p.ring) {
 			p.next = 0
 		}
 		q := p.ring[p.next]
-		chunk = q.chunks.pop()
-		if q.chunks.len() == 0 {
+		chunk = q.chunks.PopFront()
+		if q.chunks.Len() == 0 {
 			q.inRing = false
 			last := len(p.ring) - 1
 			copy(p.ring[p.next:], p.ring[p.next+1:])
@@ -148,7 +116,9 @@ func (p *pipe) pop() (chunk []byte, ok bool) {
 // giveBack re-queues chunks a dead reader never received, ahead of all
 // others and in the order they were first read.
 func (p *pipe) giveBack(chunks [][]byte) {
-	p.returned.pushFront(chunks)
+	for i := len(chunks) - 1; i >= 0; i-- {
+		p.returned.PushFront(chunks[i])
+	}
 	for _, ch := range chunks {
 		p.bytes += p.cost(ch)
 		p.chunks++

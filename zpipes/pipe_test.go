@@ -5,27 +5,36 @@ import (
 	"testing"
 )
 
-func TestFifoOrderAcrossCompaction(t *testing.T) {
-	var q fifo
+// Chunks given back by a dead reader come first, in the order they were
+// first read, then the rest in order, across many growths of the queues.
+func TestGiveBackOrder(t *testing.T) {
+	p := newPipe("p")
+	w := &client{open: map[string]*pipe{"p": p}}
+	q := p.queueOf(w)
 	next, want := 0, 0
 	for round := 0; round < 5; round++ {
 		for i := 0; i < 3000; i++ {
-			q.push([]byte(fmt.Sprint(next)))
+			p.push(q, []byte(fmt.Sprint(next)))
 			next++
 		}
 		for i := 0; i < 2500; i++ {
-			if got := string(q.pop()); got != fmt.Sprint(want) {
+			if got, _ := p.pop(); string(got) != fmt.Sprint(want) {
 				t.Fatalf("pop = %s, want %d", got, want)
 			}
 			want++
 		}
 	}
-	q.pushFront([][]byte{[]byte("a"), []byte("b")})
-	if a, b := string(q.pop()), string(q.pop()); a != "a" || b != "b" {
-		t.Fatalf("pushFront order: %s %s", a, b)
+	p.giveBack([][]byte{[]byte("a"), []byte("b")})
+	a, _ := p.pop()
+	b, _ := p.pop()
+	if string(a) != "a" || string(b) != "b" {
+		t.Fatalf("giveBack order: %s %s", a, b)
 	}
-	if got := string(q.pop()); got != fmt.Sprint(want) {
-		t.Fatalf("after pushFront pop = %s, want %d", got, want)
+	if got, _ := p.pop(); string(got) != fmt.Sprint(want) {
+		t.Fatalf("after giveBack pop = %s, want %d", got, want)
+	}
+	if p.chunks != next-want-1 {
+		t.Fatalf("pipe counts %d chunks, want %d", p.chunks, next-want-1)
 	}
 }
 

@@ -356,7 +356,7 @@ func (s *Server) admit(p *pipe) {
 // writer cannot hold back a light one; a pipe thus exceeds PipeLimit by at
 // most one chunk per writer. The total limit is strict.
 func (s *Server) room(p *pipe, q *writerQueue) bool {
-	return s.total < s.opts.TotalLimit && (p.bytes < s.opts.PipeLimit || q.chunks.len() == 0)
+	return s.total < s.opts.TotalLimit && (p.bytes < s.opts.PipeLimit || q.chunks.Len() == 0)
 }
 
 // admitPipe admits held WRITEs that now fit, in arrival order, skipping

@@ -14,6 +14,7 @@
 package relay
 
 import (
+	"github.com/zbroker/zbroker/internal/deque"
 	"io"
 	"log/slog"
 
@@ -29,8 +30,8 @@ type Relay struct {
 }
 
 type pipe struct {
-	chunks  ring[[][]byte] // a queued chunk, as the one-frame reply carrying it
-	waiting ring[waiter]   // READs waiting for a chunk, oldest first
+	chunks  deque.Deque[[][]byte] // a queued chunk, as the one-frame reply carrying it
+	waiting deque.Deque[waiter]   // READs waiting for a chunk, oldest first
 }
 
 type waiter struct {
@@ -90,7 +91,7 @@ func (r *Relay) handle(c *zmtp.Conn, frames [][]byte) {
 	case "OPEN":
 		reply(c, env, okReply)
 	case "CLOSE":
-		if p := r.pipes[string(frames[1])]; p != nil && p.chunks.len() == 0 && p.waiting.len() == 0 {
+		if p := r.pipes[string(frames[1])]; p != nil && p.chunks.Len() == 0 && p.waiting.Len() == 0 {
 			delete(r.pipes, string(frames[1]))
 		}
 		reply(c, env, okReply)
@@ -103,12 +104,12 @@ func (r *Relay) handle(c *zmtp.Conn, frames [][]byte) {
 		r.pipeOf(frames[1]).put(frames[2:3])
 	case "READ":
 		p := r.pipeOf(frames[1])
-		if p.chunks.len() == 0 {
-			p.waiting.push(waiter{conn: c, env: env})
+		if p.chunks.Len() == 0 {
+			p.waiting.PushBack(waiter{conn: c, env: env})
 			return
 		}
-		if chunk := p.chunks.pop(); reply(c, env, chunk) != nil {
-			p.chunks.pushFront(chunk) // the reader is gone
+		if chunk := p.chunks.PopFront(); reply(c, env, chunk) != nil {
+			p.chunks.PushFront(chunk) // the reader is gone
 		}
 	default:
 		reply(c, env, badCmd)
@@ -126,13 +127,13 @@ func (r *Relay) pipeOf(name []byte) *pipe {
 
 // put hands a chunk to the oldest live waiting READ, or queues it.
 func (p *pipe) put(chunk [][]byte) {
-	for p.waiting.len() > 0 {
-		w := p.waiting.pop()
+	for p.waiting.Len() > 0 {
+		w := p.waiting.PopFront()
 		if reply(w.conn, w.env, chunk) == nil {
 			return
 		}
 	}
-	p.chunks.push(chunk)
+	p.chunks.PushBack(chunk)
 }
 
 func reply(c *zmtp.Conn, env, frames [][]byte) error {
@@ -140,47 +141,4 @@ func reply(c *zmtp.Conn, env, frames [][]byte) error {
 		frames = append(env[:len(env):len(env)], frames...)
 	}
 	return c.Send(frames)
-}
-
-// ring is a FIFO that can also put one item back at its head.
-type ring[T any] struct {
-	buf        []T
-	head, size int
-}
-
-func (q *ring[T]) len() int { return q.size }
-
-func (q *ring[T]) grow() {
-	n := max(16, 2*len(q.buf))
-	buf := make([]T, n)
-	for i := 0; i < q.size; i++ {
-		buf[i] = q.buf[(q.head+i)%len(q.buf)]
-	}
-	q.buf, q.head = buf, 0
-}
-
-func (q *ring[T]) push(v T) {
-	if q.size == len(q.buf) {
-		q.grow()
-	}
-	q.buf[(q.head+q.size)%len(q.buf)] = v
-	q.size++
-}
-
-func (q *ring[T]) pushFront(v T) {
-	if q.size == len(q.buf) {
-		q.grow()
-	}
-	q.head = (q.head - 1 + len(q.buf)) % len(q.buf)
-	q.buf[q.head] = v
-	q.size++
-}
-
-func (q *ring[T]) pop() T {
-	var zero T
-	v := q.buf[q.head]
-	q.buf[q.head] = zero
-	q.head = (q.head + 1) % len(q.buf)
-	q.size--
-	return v
 }

@@ -135,27 +135,3 @@ func TestREQEnvelope(t *testing.T) {
 	c.Send(msg("", "READ", "p"))
 	expect(t, c, "", "x")
 }
-
-func TestRing(t *testing.T) {
-	var q ring[int]
-	next, want := 0, 0
-	for round := 0; round < 100; round++ {
-		for i := 0; i < round%37; i++ {
-			q.push(next)
-			next++
-		}
-		for i := 0; i < round%23 && q.len() > 0; i++ {
-			if v := q.pop(); v != want {
-				t.Fatalf("pop %d, want %d", v, want)
-			}
-			want++
-		}
-		if q.len() > 0 {
-			v := q.pop()
-			q.pushFront(v)
-		}
-		if q.len() != next-want {
-			t.Fatalf("len %d, want %d", q.len(), next-want)
-		}
-	}
-}
