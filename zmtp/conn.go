@@ -75,6 +75,7 @@ type Conn struct {
 	peerType string
 	identity []byte
 	remote   string
+	peer     Peer
 
 	events chan<- Event
 	done   <-chan struct{} // closed when nobody consumes events any more

@@ -38,6 +38,14 @@ type Options struct {
 	EventBuffer int
 	// Logger receives connection-level logs. Default slog.Default().
 	Logger *slog.Logger
+	// Guard admits the peers of a listening Socket (see Access). Share
+	// one between sockets to make its limits common to them. Default: a
+	// Guard of the socket's own admitting only our uid and root on ipc.
+	Guard *Guard
+	// BrokerUID is the uid a dialed ipc endpoint must be served by (root
+	// is always accepted); Dial refuses any other before sending a byte.
+	// Default (0): our own effective uid.
+	BrokerUID int
 }
 
 func (o Options) withDefaults() Options {

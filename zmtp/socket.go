@@ -90,6 +90,9 @@ func Listen(endpoint string, opts Options) (*Socket, error) {
 	if !validSocketType(opts.SocketType) {
 		return nil, fmt.Errorf("zmtp: unknown socket type %q", opts.SocketType)
 	}
+	if opts.Guard == nil {
+		opts.Guard = NewGuard(GuardConfig{Logger: opts.Logger})
+	}
 	l, err := listen(endpoint)
 	if err != nil {
 		return nil, err
@@ -127,13 +130,21 @@ func (s *Socket) acceptLoop() {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		// Who the peer is decides whether it gets a goroutine, a buffer
+		// or a byte of ours at all.
+		peer, ok := s.opts.Guard.admit(nc, s.endpoint)
+		if !ok {
+			nc.Close()
+			continue
+		}
 		s.wg.Add(1)
-		go s.serve(nc)
+		go s.serve(nc, peer)
 	}
 }
 
-func (s *Socket) serve(nc net.Conn) {
+func (s *Socket) serve(nc net.Conn, peer Peer) {
 	defer s.wg.Done()
+	defer s.opts.Guard.release(peer)
 	// Close closes peers still in their handshake rather than waiting up
 	// to HandshakeTimeout for them.
 	s.mu.Lock()
@@ -150,11 +161,12 @@ func (s *Socket) serve(nc net.Conn) {
 	delete(s.pending, nc)
 	s.mu.Unlock()
 	if err != nil {
-		s.opts.Logger.Info("peer refused in handshake", "endpoint", s.endpoint, "err", err)
+		s.opts.Logger.Info("peer refused in handshake", "endpoint", s.endpoint, "peer", peer, "err", err)
 		nc.Close()
 		return
 	}
 	c := newConn(nc, br, &s.opts, hs, s.events, s.done)
+	c.peer = peer
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -163,8 +175,10 @@ func (s *Socket) serve(nc net.Conn) {
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+	s.opts.Logger.Info("peer connected", "endpoint", s.endpoint, "conn", c.id, "peer", peer, "socket_type", hs.peerType)
 	c.start(true)
 	<-c.readerDone
+	s.opts.Logger.Debug("peer disconnected", "endpoint", s.endpoint, "conn", c.id, "peer", peer, "err", c.err)
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
@@ -210,6 +224,11 @@ func Dial(ctx context.Context, endpoint string, opts Options) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	peer, err := checkBroker(nc, endpoint, opts.BrokerUID)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
 	br := bufio.NewReaderSize(nc, 64<<10)
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < opts.HandshakeTimeout {
 		opts.HandshakeTimeout = time.Until(dl)
@@ -221,6 +240,7 @@ func Dial(ctx context.Context, endpoint string, opts Options) (*Conn, error) {
 	}
 	events := make(chan Event, opts.EventBuffer)
 	c := newConn(nc, br, &opts, hs, events, nil)
+	c.peer = peer
 	c.dialed = true
 	c.userClosed = make(chan struct{})
 	c.done = c.userClosed // after Close nobody will Recv
