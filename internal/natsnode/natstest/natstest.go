@@ -1,0 +1,131 @@
+// Package natstest starts embedded JetStream clusters on loopback for
+// tests, on free ports, retrying when a port is taken meanwhile.
+package natstest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zbroker/zbroker/internal/natsnode"
+)
+
+// Cluster is a set of embedded nodes on loopback.
+type Cluster struct {
+	t       testing.TB
+	Configs []natsnode.Config
+	mu      sync.Mutex
+	Nodes   []*natsnode.Node // nil while a node is stopped
+}
+
+// FreePorts returns n loopback ports that were free a moment ago.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// Configs returns the configurations of an n-node cluster on fresh ports,
+// with stores under dirs made by t.
+func Configs(t testing.TB, n int) []natsnode.Config {
+	ports := FreePorts(t, 2*n)
+	var routes []string
+	for i := range n {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[n+i]))
+	}
+	cfgs := make([]natsnode.Config, n)
+	for i := range n {
+		cfgs[i] = natsnode.Config{
+			DataDir: t.TempDir(),
+			Listen:  fmt.Sprintf("127.0.0.1:%d", ports[i]),
+			Wait:    30 * time.Second,
+		}
+		if n > 1 {
+			cfgs[i].ClusterListen = fmt.Sprintf("127.0.0.1:%d", ports[n+i])
+			cfgs[i].Routes = routes
+		}
+	}
+	return cfgs
+}
+
+// Start starts an n-node cluster and stops it at the end of the test. A
+// start that fails because a port was taken is retried on new ports.
+func Start(t testing.TB, n int) *Cluster {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		c := &Cluster{t: t, Configs: Configs(t, n), Nodes: make([]*natsnode.Node, n)}
+		err := c.startAll()
+		if err == nil {
+			t.Cleanup(c.Stop)
+			return c
+		}
+		c.Stop()
+		if attempt < 3 && strings.Contains(err.Error(), "address already in use") {
+			t.Logf("port collision, retrying: %v", err)
+			continue
+		}
+		t.Fatal(err)
+	}
+}
+
+// startAll starts the nodes at once: each waits for a quorum of the others.
+func (c *Cluster) startAll() error {
+	errs := make([]error, len(c.Configs))
+	var wg sync.WaitGroup
+	for i := range c.Configs {
+		wg.Go(func() { errs[i] = c.StartNode(i) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StartNode (re)starts node i on its configuration and store.
+func (c *Cluster) StartNode(i int) error {
+	n, err := natsnode.Start(context.Background(), c.Configs[i])
+	if err != nil {
+		return fmt.Errorf("node %d: %w", i, err)
+	}
+	c.mu.Lock()
+	c.Nodes[i] = n
+	c.mu.Unlock()
+	return nil
+}
+
+// StopNode shuts node i down (its store stays).
+func (c *Cluster) StopNode(i int) {
+	c.mu.Lock()
+	n := c.Nodes[i]
+	c.Nodes[i] = nil
+	c.mu.Unlock()
+	if n != nil {
+		n.Close()
+	}
+}
+
+// Stop shuts every node down.
+func (c *Cluster) Stop() {
+	for i := range c.Nodes {
+		c.StopNode(i)
+	}
+}
