@@ -43,7 +43,9 @@ type Options struct {
 	Logger       *slog.Logger
 }
 
-func (o Options) withDefaults() Options {
+// WithDefaults returns o with its zero fields set to their defaults: the
+// values a Server started with o uses.
+func (o Options) WithDefaults() Options {
 	if o.Name == "" {
 		o.Name = "default"
 	}
@@ -150,7 +152,7 @@ func (s *subscriber) matches(key string) bool {
 
 // Start binds the three endpoints and starts serving.
 func Start(opts Options) (*Server, error) {
-	opts = opts.withDefaults()
+	opts = opts.WithDefaults()
 	zo := func(typ string, max int64) zmtp.Options {
 		return zmtp.Options{SocketType: typ, MaxMessageSize: max, Logger: opts.Logger}
 	}
@@ -286,8 +288,19 @@ func (s *Server) reject(ev zmtp.Event, what string, err error) {
 	s.log.Debug("message rejected", "socket", what, "peer", ev.Conn.RemoteAddr(), "err", err)
 }
 
+// logConn logs connections under -v, as the other services do.
+func (s *Server) logConn(socket string, ev zmtp.Event) {
+	switch ev.Type {
+	case zmtp.Connected:
+		s.log.Debug("peer connected", "socket", socket, "conn", ev.Conn.ID(), "peer", ev.Conn.RemoteAddr(), "type", ev.Conn.PeerType())
+	case zmtp.Disconnected:
+		s.log.Debug("peer disconnected", "socket", socket, "conn", ev.Conn.ID(), "reason", ev.Err)
+	}
+}
+
 // onSnapshot answers ICANHAZ? with the subtree's KVSYNCs and KTHXBAI.
 func (s *Server) onSnapshot(ev zmtp.Event) {
+	s.logConn("snapshot", ev)
 	if ev.Type == zmtp.Disconnected {
 		delete(s.waitingSnaps, ev.Conn)
 	}
@@ -360,6 +373,7 @@ func withProp(props []Prop, name, value string) []Prop {
 // one at once: a client that sees it knows its subscriptions are active
 // and may ask for its snapshot without missing an update.
 func (s *Server) onPublisher(ev zmtp.Event) {
+	s.logConn("updates", ev)
 	switch ev.Type {
 	case zmtp.Connected:
 		s.subs[ev.Conn] = &subscriber{conn: ev.Conn, topics: map[string]int{}}
@@ -393,6 +407,7 @@ func (s *Server) onPublisher(ev zmtp.Event) {
 
 // onCollector accepts KVSET updates from clients' PUB sockets.
 func (s *Server) onCollector(ev zmtp.Event) {
+	s.logConn("collector", ev)
 	switch ev.Type {
 	case zmtp.Connected:
 		// A libzmq PUB sends nothing until subscribed to.

@@ -55,7 +55,9 @@ type Options struct {
 	Logger         *slog.Logger
 }
 
-func (o Options) withDefaults() Options {
+// WithDefaults returns o with its zero fields set to their defaults: the
+// values a Server started with o uses.
+func (o Options) WithDefaults() Options {
 	if o.Name == "" {
 		o.Name = "default"
 	}
@@ -110,6 +112,7 @@ type Server struct {
 	sock      *zmtp.Socket
 	tick      time.Duration
 	queries   chan chan Stats
+	calls     chan func() // run by the owner: see SetQueueLimit
 	quit      chan chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
@@ -214,7 +217,7 @@ func (svc *service) removeIdle(w *worker) {
 // Start binds the broker's endpoint and starts serving. It fails with an
 // error wrapping zmtp.ErrAddrInUse if a broker of that name runs already.
 func Start(opts Options) (*Server, error) {
-	opts = opts.withDefaults()
+	opts = opts.WithDefaults()
 	sock, err := zmtp.Listen(opts.Endpoint, zmtp.Options{
 		SocketType:     "ROUTER",
 		MaxMessageSize: opts.MaxMessageSize,
@@ -232,6 +235,7 @@ func Start(opts Options) (*Server, error) {
 		sock:     sock,
 		tick:     tick,
 		queries:  make(chan chan Stats),
+		calls:    make(chan func()),
 		quit:     make(chan chan struct{}),
 		stopped:  make(chan struct{}),
 		peers:    map[*zmtp.Conn]*peer{},
@@ -247,6 +251,13 @@ func (s *Server) Endpoint() string { return s.sock.Endpoint() }
 
 // Stats returns a snapshot taken by the owning goroutine.
 func (s *Server) Stats() Stats { return owner.Ask(s.queries, s.stopped, &s.final) }
+
+// SetQueueLimit changes RequestQueueLimit of the running broker (zero
+// means the default). Requests already queued stay queued.
+func (s *Server) SetQueueLimit(n int) {
+	n = Options{RequestQueueLimit: n}.WithDefaults().RequestQueueLimit
+	owner.Do(s.calls, s.stopped, func() { s.opts.RequestQueueLimit = n })
+}
 
 // Close tells every worker DISCONNECT (so it re-registers with the next
 // broker), stops the broker and returns its state at that moment. Waiting
@@ -288,6 +299,8 @@ func (s *Server) run() {
 			}
 		case q := <-s.queries:
 			q <- s.snapshot()
+		case f := <-s.calls:
+			f()
 		case ack := <-s.quit:
 			s.final = s.snapshot()
 			for w := range s.workers {
@@ -499,7 +512,7 @@ func (s *Server) workerCommand(p *peer, m *message) {
 		p.worker = w
 		svc.workers++
 		s.workers[w] = struct{}{}
-		s.log.Debug("worker ready", "conn", p.conn.ID(), "service", printable(svc.name), "version", m.version)
+		s.log.Debug("worker ready", "conn", p.conn.ID(), "mdp_service", printable(svc.name), "version", m.version)
 		svc.pushIdle(w)
 		s.dispatch(svc)
 	case w == nil:
@@ -568,7 +581,7 @@ func (s *Server) removeWorker(w *worker, reason string, disconnect bool) {
 	if reason != "worker sent DISCONNECT" {
 		level = slog.LevelInfo
 	}
-	s.log.Log(context.Background(), level, "worker removed", "conn", p.conn.ID(), "service", printable(svc.name), "reason", reason, "busy", w.current != nil)
+	s.log.Log(context.Background(), level, "worker removed", "conn", p.conn.ID(), "mdp_service", printable(svc.name), "reason", reason, "busy", w.current != nil)
 	if r := w.current; r != nil {
 		w.current = nil
 		s.inflight--
@@ -605,7 +618,7 @@ func (s *Server) fail(r *request, code, reason string) {
 	if p.gone {
 		return
 	}
-	s.log.Debug("request failed", "conn", p.conn.ID(), "service", printable(r.service.name), "code", code, "reason", reason)
+	s.log.Debug("request failed", "conn", p.conn.ID(), "mdp_service", printable(r.service.name), "code", code, "reason", reason)
 	p.pending--
 	s.updatePause(p)
 	p.conn.Send(encodeFailure(r.version, r.env, code, r.service.name, reason))

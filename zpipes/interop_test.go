@@ -1081,14 +1081,14 @@ func ixStartBinary(t *testing.T, bin string, args ...string) *ixBrokerProc {
 func (b *ixBrokerProc) waitStarted() {
 	b.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(b.stderr.String(), "zbroker started") {
+	for !strings.Contains(b.stderr.String(), "zbroker ready") {
 		select {
 		case <-b.done:
 			b.t.Fatalf("zbroker exited (%v) before starting:\n%s", b.err, b.stderr)
 		default:
 		}
 		if time.Now().After(deadline) {
-			b.t.Fatalf("zbroker did not log \"zbroker started\" within 10s:\n%s", b.stderr)
+			b.t.Fatalf("zbroker did not log \"zbroker ready\" within 10s:\n%s", b.stderr)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

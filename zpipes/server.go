@@ -29,7 +29,9 @@ type Options struct {
 	Logger            *slog.Logger
 }
 
-func (o Options) withDefaults() Options {
+// WithDefaults returns o with its zero fields set to their defaults: the
+// values a Server started with o uses.
+func (o Options) WithDefaults() Options {
 	if o.Name == "" {
 		o.Name = "default"
 	}
@@ -70,6 +72,7 @@ type Server struct {
 	log     *slog.Logger
 	sock    *zmtp.Socket
 	queries chan chan Stats
+	calls   chan func() // run by the owner: see SetLimits
 	stopped chan struct{}
 	final   Stats
 
@@ -131,7 +134,7 @@ var (
 // Start binds the broker's endpoint and starts serving. It fails with an
 // error wrapping zmtp.ErrAddrInUse if a broker of that name runs already.
 func Start(opts Options) (*Server, error) {
-	opts = opts.withDefaults()
+	opts = opts.WithDefaults()
 	sock, err := zmtp.Listen(opts.Endpoint, zmtp.Options{
 		SocketType:     "ROUTER",
 		MaxMessageSize: opts.MaxChunkSize + 2*MaxPipeName + 1024,
@@ -149,6 +152,7 @@ func Start(opts Options) (*Server, error) {
 		log:          opts.Logger.With("service", "zpipes"),
 		sock:         sock,
 		queries:      make(chan chan Stats),
+		calls:        make(chan func()),
 		stopped:      make(chan struct{}),
 		clients:      map[*zmtp.Conn]*client{},
 		pipes:        map[string]*pipe{},
@@ -163,6 +167,21 @@ func (s *Server) Endpoint() string { return s.sock.Endpoint() }
 
 // Stats returns a snapshot taken by the owning goroutine.
 func (s *Server) Stats() Stats { return owner.Ask(s.queries, s.stopped, &s.final) }
+
+// SetLimits changes PipeLimit and TotalLimit of the running broker (zero
+// means the default). WRITEs held back that fit under raised limits are
+// admitted at once; lowered limits hold back only later WRITEs: chunks
+// already queued stay.
+func (s *Server) SetLimits(pipeLimit, totalLimit int64) {
+	o := Options{PipeLimit: pipeLimit, TotalLimit: totalLimit}.WithDefaults()
+	owner.Do(s.calls, s.stopped, func() {
+		s.opts.PipeLimit, s.opts.TotalLimit = o.PipeLimit, o.TotalLimit
+		for p := range s.stalledPipes {
+			s.admitPipe(p)
+		}
+		s.serveRefilled()
+	})
+}
 
 // Close stops the broker and returns its state at that moment; the chunks
 // it held are discarded (pipes live in memory only).
@@ -187,6 +206,9 @@ func (s *Server) run() {
 			case ev, ok = <-events:
 			case q := <-s.queries:
 				q <- s.snapshot()
+				continue
+			case f := <-s.calls:
+				f()
 				continue
 			}
 		}
@@ -222,6 +244,11 @@ func (s *Server) dispatch(ev zmtp.Event) {
 		}
 		s.log.Debug("client disconnected", "conn", ev.Conn.ID(), "reason", ev.Err)
 	}
+	s.serveRefilled()
+}
+
+// serveRefilled serves the READs waiting on pipes that got chunks back.
+func (s *Server) serveRefilled() {
 	for len(s.refill) > 0 {
 		p := s.refill[len(s.refill)-1]
 		s.refill = s.refill[:len(s.refill)-1]

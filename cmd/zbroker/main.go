@@ -4,7 +4,7 @@
 package main
 
 import (
-	"context"
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/zbroker/zbroker/clone"
+	"github.com/zbroker/zbroker/internal/cli"
+	"github.com/zbroker/zbroker/internal/sdnotify"
 	"github.com/zbroker/zbroker/internal/units"
 	"github.com/zbroker/zbroker/majordomo"
 	"github.com/zbroker/zbroker/zmtp"
@@ -23,93 +25,148 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: zbroker [flags] [name]
+const usage = `usage: zbroker [flags] [NAME]
+       zbroker help | --help | --version
 
 Runs the broker named NAME (default "default"), hosting three services:
   zpipes     named pipes, on ipc://@/zpipes/NAME
   Majordomo  service RPC (MDP 0.1 and 0.2, MMI), on ipc://@/majordomo/NAME
   Clone      shared key-value state (CHP), on ipc://@/clone/NAME/{snapshot,updates,collector}
-At most one broker of a given name runs on a machine. TERM or INT (Ctrl-C)
-stops it; queued chunks, requests and keys are held in memory only and are
-discarded then.
+At most one broker of a given name runs on a machine. It logs "zbroker
+ready" once every endpoint is bound (and sends READY=1 to $NOTIFY_SOCKET
+under systemd). TERM or INT (Ctrl-C) stops it; HUP reloads the settings
+that can change while it runs (log level, limits) and logs what changed.
 
-Flags (also settable in a --config file, one "flag value" per line):
+Settings, strongest first: the command line; ZBROKER_* environment
+variables (--pipe-limit is ZBROKER_PIPE_LIMIT); the --config file, one
+"flag value" per line ("flag" alone sets a boolean, # starts a comment),
+e.g.
+  name      prod
+  pipe-limit 128MiB   # per pipe
+  log-format json
+
+Flags:
 `
 
-func run(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("zbroker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var zp zpipes.Options
-	var mdp majordomo.Options
-	verbose := fs.Bool("v", false, "verbose: log every connection and refused command")
-	config := fs.String("config", "", "read flags from `file` first (command line wins)")
-	noZpipes := fs.Bool("no-zpipes", false, "do not serve zpipes")
-	noMajordomo := fs.Bool("no-majordomo", false, "do not serve Majordomo")
-	noClone := fs.Bool("no-clone", false, "do not serve Clone")
+// settings are the flags run itself uses beyond the services' options.
+type settings struct {
+	name        string
+	config      string
+	verbose     bool
+	logLevel    string
+	logFormat   string
+	noZpipes    bool
+	noMajordomo bool
+	noClone     bool
+}
 
+// broker holds everything the flags fill in.
+type broker struct {
+	settings
+	zp  zpipes.Options
+	mdp majordomo.Options
+	kv  clone.Options
+}
+
+func (b *broker) flags(fs *flag.FlagSet) {
+	fs.StringVar(&b.name, "name", "default", "the broker's `name` (the NAME argument overrides it)")
+	fs.StringVar(&b.config, "config", "", "read settings from `file` (see above)")
+	fs.BoolVar(&b.verbose, "v", false, "verbose: same as --log-level debug (log every connection and refused command)")
+	fs.StringVar(&b.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&b.logFormat, "log-format", "text", "log `format`: text (key=value) or json")
+	fs.BoolVar(&b.noZpipes, "no-zpipes", false, "do not serve zpipes")
+	fs.BoolVar(&b.noMajordomo, "no-majordomo", false, "do not serve Majordomo")
+	fs.BoolVar(&b.noClone, "no-clone", false, "do not serve Clone")
+
+	zp := &b.zp
 	fs.StringVar(&zp.Endpoint, "endpoint", "", "serve zpipes on this `endpoint` instead of ipc://@/zpipes/NAME (ipc://PATH, ipc://@NAME, tcp://HOST:PORT)")
 	zp.PipeLimit, zp.TotalLimit, zp.MaxChunkSize = 64<<20, 1<<30, 256<<20
-	fs.Var(units.Size{P: &zp.PipeLimit}, "pipe-limit", "bytes queued per pipe before writers are held back")
-	fs.Var(units.Size{P: &zp.TotalLimit}, "total-limit", "bytes queued in all pipes before writers are held back")
+	fs.Var(units.Size{P: &zp.PipeLimit}, "pipe-limit", "bytes queued per pipe before writers are held back (0: the default; reloadable)")
+	fs.Var(units.Size{P: &zp.TotalLimit}, "total-limit", "bytes queued in all pipes before writers are held back (0: the default; reloadable)")
 	fs.Var(units.Size{P: &zp.MaxChunkSize}, "max-chunk", "largest chunk accepted; a client sending more is disconnected")
 	fs.IntVar(&zp.MaxPendingReplies, "max-pending", 1000, "replies one zpipes client may be owed before its commands stop being read")
 
+	mdp := &b.mdp
 	fs.StringVar(&mdp.Endpoint, "mdp-endpoint", "", "serve Majordomo on this `endpoint` instead of ipc://@/majordomo/NAME")
 	fs.DurationVar(&mdp.HeartbeatInterval, "mdp-heartbeat", 2500*time.Millisecond, "heartbeat interval between the broker and Majordomo workers")
 	fs.IntVar(&mdp.HeartbeatLiveness, "mdp-liveness", 3, "silent heartbeat intervals before a worker is expired")
 	fs.DurationVar(&mdp.RequestTimeout, "mdp-request-timeout", 30*time.Second, "how long a request waits for a worker before a 504 failure reply")
-	fs.IntVar(&mdp.RequestQueueLimit, "mdp-queue-limit", 10000, "requests waiting per service before new ones get a 503 failure reply")
-	var kv clone.Options
+	fs.IntVar(&mdp.RequestQueueLimit, "mdp-queue-limit", 10000, "requests waiting per service before new ones get a 503 failure reply (reloadable)")
+
+	kv := &b.kv
 	fs.StringVar(&kv.SnapshotEndpoint, "clone-snapshot", "", "serve Clone snapshots (ICANHAZ?) on this `endpoint` instead of ipc://@/clone/NAME/snapshot")
 	fs.StringVar(&kv.PublisherEndpoint, "clone-updates", "", "publish Clone updates on this `endpoint` instead of ipc://@/clone/NAME/updates")
 	fs.StringVar(&kv.CollectorEndpoint, "clone-collector", "", "collect Clone updates on this `endpoint` instead of ipc://@/clone/NAME/collector")
 	fs.DurationVar(&kv.HeartbeatInterval, "clone-heartbeat", time.Second, "how often Clone publishes HUGZ")
 	kv.MaxValueSize = 16 << 20
 	fs.Var(units.Size{P: &kv.MaxValueSize}, "clone-max-value", "largest Clone value accepted; a client sending more is disconnected")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if *config != "" {
-		if err := applyConfigFile(fs, *config); err != nil {
-			fmt.Fprintf(stderr, "zbroker: %v\n", err)
-			return 2
-		}
-		fs.Parse(args) // the command line overrides the file
-	}
-	name := "default"
-	switch fs.NArg() {
-	case 0:
-	case 1:
-		name = fs.Arg(0)
-	default:
-		fs.Usage()
-		return 2
-	}
-	if *noZpipes && *noMajordomo && *noClone {
-		fmt.Fprintln(stderr, "zbroker: --no-zpipes, --no-majordomo and --no-clone leave nothing to serve")
-		return 2
-	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	zp.Name, zp.Logger = name, log
-	mdp.Name, mdp.Logger = name, log
-	kv.Name, kv.Logger = name, log
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+// parse reads the command line, then the environment and the config file,
+// and checks the result. It returns which flags the command line set.
+func (b *broker) parse(fs *flag.FlagSet, args []string) (map[string]bool, map[string]string, error) {
+	words, err := cli.Parse(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmdline := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { cmdline[f.Name] = true })
+	switch {
+	case len(words) == 1 && words[0] == "help":
+		return nil, nil, flag.ErrHelp
+	case len(words) > 1:
+		return nil, nil, cli.Usagef("one broker name at most, got %q", words)
+	}
+	raw, err := fromEnvAndFile(fs, cmdline, &b.config, true)
+	if err != nil {
+		return nil, nil, &cli.UsageError{Msg: err.Error()}
+	}
+	if len(words) == 1 {
+		b.name = words[0]
+	}
+	if _, err := newLogger(io.Discard, b.logFormat, new(slog.LevelVar), b.logLevel, b.verbose); err != nil {
+		return nil, nil, cli.Usagef("%v", err)
+	}
+	switch {
+	case b.name == "":
+		return nil, nil, cli.Usagef("empty broker name")
+	case b.noZpipes && b.noMajordomo && b.noClone:
+		return nil, nil, cli.Usagef("--no-zpipes, --no-majordomo and --no-clone leave nothing to serve")
+	}
+	return cmdline, raw, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := &cli.Command{Name: "zbroker", Stdout: stdout, Stderr: stderr}
+	fs := cmd.FlagSet()
+	var b broker
+	b.flags(fs)
+	// Other files of this package register their flags here.
+	var help bytes.Buffer
+	fs.SetOutput(&help)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	cmd.Usage = usage + help.String()
+
+	cmdline, raw, err := b.parse(fs, args)
+	if err != nil {
+		return cmd.Exit(err)
+	}
+	level := new(slog.LevelVar)
+	log, _ := newLogger(stderr, b.logFormat, level, b.logLevel, b.verbose)
+	b.zp.Name, b.zp.Logger = b.name, log
+	b.mdp.Name, b.mdp.Logger = b.name, log
+	b.kv.Name, b.kv.Logger = b.name, log
+	// Log what applies, not what was typed (--pipe-limit 0 is 64MiB).
+	b.zp, b.mdp, b.kv = b.zp.WithDefaults(), b.mdp.WithDefaults(), b.kv.WithDefaults()
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(signals)
+
 	// Each started service leaves a function that stops it and says what
 	// it discarded; a failed start stops the ones already running.
 	var running []func() []any
@@ -120,47 +177,66 @@ func run(args []string, stderr io.Writer) int {
 		}
 		return attrs
 	}
-	started := []any{"name", name}
-	if !*noZpipes {
-		srv, err := zpipes.Start(zp)
+	rl := &reloader{fs: fs, cmdline: cmdline, config: &b.config, raw: raw, log: log, live: map[string]func(string) (string, string, error){}}
+	rl.logLevel(level, &b.settings)
+	ready := []any{"name", b.name, "version", cli.Version("zbroker"), "log_level", level.Level().String()}
+	if !b.noZpipes {
+		srv, err := zpipes.Start(b.zp)
 		if err != nil {
-			return startFailed(stderr, name, err, stopAll)
+			return startFailed(stderr, b.name, err, stopAll)
 		}
 		running = append(running, func() []any {
 			st := srv.Close()
 			return []any{"discarded_chunks", st.Chunks, "discarded_bytes", st.QueuedBytes,
 				"discarded_held_writes", st.Stalled, "pipes", st.Pipes}
 		})
-		started = append(started, "zpipes", srv.Endpoint(),
-			"pipe_limit", units.FormatSize(zp.PipeLimit), "total_limit", units.FormatSize(zp.TotalLimit))
+		rl.zpipesLimits(srv, &b.zp)
+		ready = append(ready, "zpipes", srv.Endpoint(), "pipe_limit", units.FormatSize(b.zp.PipeLimit),
+			"total_limit", units.FormatSize(b.zp.TotalLimit), "max_chunk", units.FormatSize(b.zp.MaxChunkSize),
+			"max_pending", b.zp.MaxPendingReplies)
 	}
-	if !*noMajordomo {
-		srv, err := majordomo.Start(mdp)
+	if !b.noMajordomo {
+		srv, err := majordomo.Start(b.mdp)
 		if err != nil {
-			return startFailed(stderr, name, err, stopAll)
+			return startFailed(stderr, b.name, err, stopAll)
 		}
 		running = append(running, func() []any {
 			st := srv.Close()
 			return []any{"discarded_requests", st.Queued + st.InFlight}
 		})
-		started = append(started, "majordomo", srv.Endpoint())
+		rl.majordomoLimits(srv, &b.mdp)
+		ready = append(ready, "majordomo", srv.Endpoint(), "mdp_heartbeat", b.mdp.HeartbeatInterval,
+			"mdp_liveness", b.mdp.HeartbeatLiveness, "mdp_request_timeout", b.mdp.RequestTimeout,
+			"mdp_queue_limit", b.mdp.RequestQueueLimit)
 	}
-	if !*noClone {
-		srv, err := clone.Start(kv)
+	if !b.noClone {
+		srv, err := clone.Start(b.kv)
 		if err != nil {
-			return startFailed(stderr, name, err, stopAll)
+			return startFailed(stderr, b.name, err, stopAll)
 		}
 		running = append(running, func() []any {
 			st := srv.Close()
 			return []any{"discarded_keys", st.Keys, "clone_sequence", st.Sequence}
 		})
 		ep := srv.Endpoints()
-		started = append(started, "clone_snapshot", ep.Snapshot, "clone_updates", ep.Publisher, "clone_collector", ep.Collector)
+		ready = append(ready, "clone_snapshot", ep.Snapshot, "clone_updates", ep.Publisher, "clone_collector", ep.Collector,
+			"clone_heartbeat", b.kv.HeartbeatInterval, "clone_max_value", units.FormatSize(b.kv.MaxValueSize))
 	}
-	log.Info("zbroker started", started...)
-	<-ctx.Done()
+	// Bind every endpoint before this line: scripts and systemd take it
+	// as the sign that clients can connect.
+	log.Info("zbroker ready", ready...)
+	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
+		log.Warn("could not notify the service manager", "err", err)
+	}
+	for sig := range signals {
+		if sig != syscall.SIGHUP {
+			break
+		}
+		rl.reload()
+	}
+	sdnotify.Notify(sdnotify.Stopping)
 	log.Info("zbroker stopped", stopAll()...)
-	return 0
+	return cli.ExitOK
 }
 
 func startFailed(stderr io.Writer, name string, err error, stopAll func() []any) int {
@@ -170,5 +246,5 @@ func startFailed(stderr io.Writer, name string, err error, stopAll func() []any)
 	} else {
 		fmt.Fprintf(stderr, "zbroker: %v\n", err)
 	}
-	return 1
+	return cli.ExitFailure
 }

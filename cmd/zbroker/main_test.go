@@ -39,7 +39,7 @@ func uniqueName(tag string) string { return "itest-" + tag + "-" + rand.Text()[:
 
 func TestRunHelpExitsZero(t *testing.T) {
 	var out bytes.Buffer
-	if code := run([]string{"--help"}, &out); code != 0 {
+	if code := run([]string{"--help"}, &out, &out); code != 0 {
 		t.Fatalf("--help: exit %d, want 0\n%s", code, out.String())
 	}
 	for _, want := range []string{"usage: zbroker", "-pipe-limit", "-total-limit", "-max-chunk", "-max-pending", "-endpoint"} {
@@ -57,7 +57,7 @@ func TestRunBadArguments(t *testing.T) {
 		{"--no-zpipes", "--no-majordomo", "--no-clone", uniqueName("none")},
 	} {
 		var out bytes.Buffer
-		if code := run(args, &out); code != 2 {
+		if code := run(args, &out, &out); code != 2 {
 			t.Errorf("zbroker %q: exit %d, want 2\n%s", args, code, out.String())
 		}
 	}
@@ -71,7 +71,7 @@ func TestRunNameInUse(t *testing.T) {
 	}
 	defer srv.Close()
 	var out bytes.Buffer
-	if code := run([]string{name}, &out); code != 1 {
+	if code := run([]string{name}, &out, &out); code != 1 {
 		t.Fatalf("second broker named %q: exit %d, want 1\n%s", name, code, out.String())
 	}
 	if !strings.Contains(out.String(), "already running") || !strings.Contains(out.String(), name) {
@@ -80,14 +80,14 @@ func TestRunNameInUse(t *testing.T) {
 }
 
 // startRun runs the broker in the background and waits until it has
-// started (the signal handler is installed before "zbroker started").
+// is ready (the signal handler is installed before "zbroker ready").
 func startRun(t *testing.T, args ...string) (*syncBuffer, chan int) {
 	t.Helper()
 	out := &syncBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(args, out) }()
+	go func() { done <- run(args, out, out) }()
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "zbroker started") {
+	for !strings.Contains(out.String(), "zbroker ready") {
 		select {
 		case code := <-done:
 			t.Fatalf("run exited %d before starting:\n%s", code, out.String())
@@ -162,7 +162,7 @@ func TestRunServiceSwitches(t *testing.T) {
 	}
 	defer busy.Close()
 	var out bytes.Buffer
-	if code := run([]string{name}, &out); code != 1 || !strings.Contains(out.String(), "already running") {
+	if code := run([]string{name}, &out, &out); code != 1 || !strings.Contains(out.String(), "already running") {
 		t.Fatalf("Majordomo endpoint in use: exit %d, want 1 with a clear message\n%s", code, out.String())
 	}
 	if srv, err := zpipes.Start(zpipes.Options{Name: name}); err != nil {

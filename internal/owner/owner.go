@@ -14,3 +14,17 @@ func Ask[T any](queries chan<- chan T, stopped <-chan struct{}, final *T) T {
 		return *final
 	}
 }
+
+// Do runs f on the owning goroutine, which takes functions from calls, and
+// waits for it to finish. It reports false, without running f, once the
+// owner has stopped.
+func Do(calls chan<- func(), stopped <-chan struct{}, f func()) bool {
+	done := make(chan struct{})
+	select {
+	case calls <- func() { f(); close(done) }:
+		<-done
+		return true
+	case <-stopped:
+		return false
+	}
+}

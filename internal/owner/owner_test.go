@@ -18,3 +18,25 @@ func TestAskRunningAndStopped(t *testing.T) {
 		t.Fatalf("stopped owner: got %d, want its final 9", got)
 	}
 }
+
+func TestDoRunsOnOwnerThenRefusesAfterStop(t *testing.T) {
+	calls, stopped := make(chan func()), make(chan struct{})
+	state := 0 // owned by the goroutine below
+	go func() {
+		(<-calls)()
+		(<-calls)()
+		close(stopped)
+	}()
+	for i := 1; i <= 2; i++ {
+		if !Do(calls, stopped, func() { state += 10 }) {
+			t.Fatalf("call %d: Do reported a stopped owner", i)
+		}
+	}
+	<-stopped
+	if Do(calls, stopped, func() { state = -1 }) {
+		t.Fatal("Do ran on a stopped owner")
+	}
+	if state != 20 {
+		t.Fatalf("state %d, want 20", state)
+	}
+}
