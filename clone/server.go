@@ -105,6 +105,7 @@ type Server struct {
 	pub     *zmtp.Socket
 	coll    *zmtp.Socket
 	queries chan chan Stats
+	calls   chan func() // see stats.go
 	quit    chan struct{}
 	stopped chan struct{}
 	final   Stats
@@ -178,6 +179,7 @@ func Start(opts Options) (*Server, error) {
 		pub:          pub,
 		coll:         coll,
 		queries:      make(chan chan Stats),
+		calls:        make(chan func()),
 		quit:         make(chan struct{}),
 		stopped:      make(chan struct{}),
 		store:        newStore(),
@@ -231,6 +233,8 @@ func (s *Server) run() {
 			s.expire(time.Now())
 		case q := <-s.queries:
 			q <- s.stats()
+		case f := <-s.calls:
+			f()
 		case <-s.quit:
 			s.final = s.stats()
 			// Close the sockets before draining: Close closes the

@@ -112,7 +112,7 @@ type Server struct {
 	sock      *zmtp.Socket
 	tick      time.Duration
 	queries   chan chan Stats
-	calls     chan func() // run by the owner: see SetQueueLimit
+	calls     chan func() // run by the owner: see SetQueueLimit and stats.go
 	quit      chan chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
@@ -127,6 +127,7 @@ type Server struct {
 	inflight int
 	nextID   uint64
 	expired  []*worker
+	failures map[string]uint64 // failure replies sent, by code
 }
 
 // peer is one connection: a client, a worker, or (rarely) both.
@@ -241,6 +242,7 @@ func Start(opts Options) (*Server, error) {
 		peers:    map[*zmtp.Conn]*peer{},
 		services: map[string]*service{},
 		workers:  map[*worker]struct{}{},
+		failures: map[string]uint64{},
 	}
 	go s.run()
 	return s, nil
@@ -346,6 +348,7 @@ func (s *Server) handle(p *peer, frames [][]byte) {
 		switch {
 		case err.replyable:
 			s.logBad(p, err.reason)
+			s.failures[CodeBadRequest]++
 			p.conn.Send(encodeFailure(m.version, m.env, CodeBadRequest, m.service, err.reason))
 		case !m.client && m.version != 0 && p.worker != nil:
 			// A registered worker that breaks the protocol is no longer
@@ -398,6 +401,7 @@ func (s *Server) request(p *peer, m *message) {
 	}
 	svc := s.serviceFor(m.service)
 	if svc.nidle == 0 && svc.queued >= s.opts.RequestQueueLimit {
+		s.failures[CodeQueueFull]++
 		p.conn.Send(encodeFailure(m.version, m.env, CodeQueueFull, svc.name,
 			fmt.Sprintf("%d requests already waiting for a worker", svc.queued)))
 		return
@@ -619,6 +623,7 @@ func (s *Server) fail(r *request, code, reason string) {
 		return
 	}
 	s.log.Debug("request failed", "conn", p.conn.ID(), "mdp_service", printable(r.service.name), "code", code, "reason", reason)
+	s.failures[code]++
 	p.pending--
 	s.updatePause(p)
 	p.conn.Send(encodeFailure(r.version, r.env, code, r.service.name, reason))

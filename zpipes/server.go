@@ -72,9 +72,10 @@ type Server struct {
 	log     *slog.Logger
 	sock    *zmtp.Socket
 	queries chan chan Stats
-	calls   chan func() // run by the owner: see SetLimits
+	calls   chan func() // run by the owner: see SetLimits and stats.go
 	stopped chan struct{}
 	final   Stats
+	counts  counters
 
 	clients map[*zmtp.Conn]*client
 	pipes   map[string]*pipe
@@ -297,6 +298,7 @@ func (s *Server) handle(c *client, frames [][]byte) {
 // allocation here. A block lives until all its replies are written, so
 // one reply held back pins at most 128 small chunks (128 KiB).
 func (s *Server) chunkReply(chunk []byte) [][]byte {
+	s.counts.read++ // every chunk handed to a reader passes here
 	if len(chunk) > 1024 {
 		return [][]byte{chunk}
 	}
@@ -334,6 +336,7 @@ func (s *Server) write(c *client, p *pipe, env [][]byte, chunk []byte) {
 // accept stores a chunk from writer c, or hands it straight to a waiting
 // READ.
 func (s *Server) accept(c *client, p *pipe, chunk []byte) {
+	s.counts.written++
 	if len(p.waiting) > 0 {
 		sl := p.waiting[0]
 		p.waiting[0] = nil
@@ -476,6 +479,7 @@ func (s *Server) giveBack(p *pipe, chunks [][]byte) {
 		s.pipes[p.name] = p
 	}
 	p.giveBack(chunks)
+	s.counts.returned += uint64(len(chunks))
 	for _, ch := range chunks {
 		s.total += p.cost(ch)
 	}

@@ -2,6 +2,8 @@
 // a single goroutine: asking that goroutine for a snapshot.
 package owner
 
+import "context"
+
 // Ask sends a reply channel on queries for the owning goroutine to answer,
 // or, once the owner has stopped (stopped closed), returns *final, which
 // the owner sets before closing stopped.
@@ -19,12 +21,5 @@ func Ask[T any](queries chan<- chan T, stopped <-chan struct{}, final *T) T {
 // waits for it to finish. It reports false, without running f, once the
 // owner has stopped.
 func Do(calls chan<- func(), stopped <-chan struct{}, f func()) bool {
-	done := make(chan struct{})
-	select {
-	case calls <- func() { f(); close(done) }:
-		<-done
-		return true
-	case <-stopped:
-		return false
-	}
+	return DoContext(context.Background(), calls, stopped, f) == nil
 }
