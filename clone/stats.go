@@ -5,15 +5,16 @@ import (
 
 	"github.com/zbroker/zbroker/internal/owner"
 	"github.com/zbroker/zbroker/internal/topn"
+	"github.com/zbroker/zbroker/zmtp"
 )
 
 // ConnInfo describes one connection to the updates or collector endpoint.
 type ConnInfo struct {
 	ID     uint64
-	Peer   string // the transport's description of the peer
-	Type   string // its socket type
-	Role   string // "subscriber" (updates) or "publisher" (collector)
-	Topics int    // a subscriber's prefixes
+	Peer   zmtp.Peer // uid and pid (ipc) or address (tcp)
+	Type   string    // its socket type
+	Role   string    // "subscriber" (updates) or "publisher" (collector)
+	Topics int       // a subscriber's prefixes
 }
 
 // Snapshot is the server's state in detail, for monitoring.
@@ -31,10 +32,10 @@ func (s *Server) Snapshot(ctx context.Context, limit int) (Snapshot, error) {
 		snap.Stats = s.stats()
 		conns := topn.New(limit, func(a, b ConnInfo) bool { return a.ID < b.ID })
 		for c, sub := range s.subs {
-			conns.Add(ConnInfo{ID: c.ID(), Peer: c.RemoteAddr(), Type: c.PeerType(), Role: "subscriber", Topics: len(sub.topics)})
+			conns.Add(ConnInfo{ID: c.ID(), Peer: c.Peer(), Type: c.PeerType(), Role: "subscriber", Topics: len(sub.topics)})
 		}
 		for c := range s.producers {
-			conns.Add(ConnInfo{ID: c.ID(), Peer: c.RemoteAddr(), Type: c.PeerType(), Role: "publisher"})
+			conns.Add(ConnInfo{ID: c.ID(), Peer: c.Peer(), Type: c.PeerType(), Role: "publisher"})
 		}
 		snap.Conns = conns.Sorted()
 	})

@@ -6,6 +6,7 @@ import (
 
 	"github.com/zbroker/zbroker/internal/owner"
 	"github.com/zbroker/zbroker/internal/topn"
+	"github.com/zbroker/zbroker/zmtp"
 )
 
 // ServiceInfo describes one service.
@@ -20,9 +21,9 @@ type ServiceInfo struct {
 // PeerInfo describes one connection.
 type PeerInfo struct {
 	ID      uint64
-	Peer    string // the transport's description of the peer
-	Type    string // its socket type
-	Service string // the service it is a worker for, if it is one
+	Peer    zmtp.Peer // uid and pid (ipc) or address (tcp)
+	Type    string    // its socket type
+	Service string    // the service it is a worker for, if it is one
 	Worker  bool
 	Pending int  // its requests as a client, waiting or being worked on
 	Paused  bool // its messages are not being read (backpressure)
@@ -61,7 +62,7 @@ func (s *Server) Snapshot(ctx context.Context, limit int) (Snapshot, error) {
 		snap.Services = svcs.Sorted()
 		conns := topn.New(limit, func(a, b PeerInfo) bool { return a.ID < b.ID })
 		for _, p := range s.peers {
-			pi := PeerInfo{ID: p.conn.ID(), Peer: p.conn.RemoteAddr(), Type: p.conn.PeerType(),
+			pi := PeerInfo{ID: p.conn.ID(), Peer: p.conn.Peer(), Type: p.conn.PeerType(),
 				Pending: p.pending, Paused: p.paused}
 			if w := p.worker; w != nil {
 				pi.Worker, pi.Service = true, string(w.service.name)

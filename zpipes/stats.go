@@ -5,6 +5,7 @@ import (
 
 	"github.com/zbroker/zbroker/internal/owner"
 	"github.com/zbroker/zbroker/internal/topn"
+	"github.com/zbroker/zbroker/zmtp"
 )
 
 // counters are running totals kept by the owning goroutine for monitoring.
@@ -27,11 +28,11 @@ type PipeInfo struct {
 // ConnInfo describes one client connection.
 type ConnInfo struct {
 	ID     uint64
-	Peer   string // the transport's description of the peer
-	Type   string // its socket type
-	Pipes  int    // pipes it has open
-	Owed   int    // replies it is owed (waiting READs, held WRITEs, ...)
-	Paused bool   // its commands are not being read (backpressure)
+	Peer   zmtp.Peer // uid and pid (ipc) or address (tcp)
+	Type   string    // its socket type
+	Pipes  int       // pipes it has open
+	Owed   int       // replies it is owed (waiting READs, held WRITEs, ...)
+	Paused bool      // its commands are not being read (backpressure)
 }
 
 // Snapshot is the broker's state in detail, for monitoring.
@@ -60,7 +61,7 @@ func (s *Server) Snapshot(ctx context.Context, limit int) (Snapshot, error) {
 		snap.Deepest = pipes.Sorted()
 		conns := topn.New(limit, func(a, b ConnInfo) bool { return a.ID < b.ID })
 		for _, c := range s.clients {
-			conns.Add(ConnInfo{ID: c.conn.ID(), Peer: c.conn.RemoteAddr(), Type: c.conn.PeerType(),
+			conns.Add(ConnInfo{ID: c.conn.ID(), Peer: c.conn.Peer(), Type: c.conn.PeerType(),
 				Pipes: len(c.open), Owed: len(c.slots), Paused: c.paused})
 		}
 		snap.Conns = conns.Sorted()

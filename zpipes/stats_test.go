@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -63,6 +64,9 @@ func TestSnapshotCountsPipesAndConnections(t *testing.T) {
 	}
 	if len(snap.Conns) != 2 || snap.Conns[0].ID >= snap.Conns[1].ID || snap.Conns[0].Pipes != 3 || snap.Conns[0].Owed != 1 {
 		t.Errorf("conns (limit 2, oldest first, w with 3 pipes and 1 held WRITE): %+v", snap.Conns)
+	}
+	if p := snap.Conns[0].Peer; p.UID != os.Geteuid() || p.PID != os.Getpid() {
+		t.Errorf("peer of a connection from this process: %+v, want uid %d pid %d", p, os.Geteuid(), os.Getpid())
 	}
 
 	all, _ := srv.Snapshot(ctx, 10)
