@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/cli"
 	"github.com/zbroker/zbroker/majordomo"
 )
 
@@ -25,12 +26,16 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: mdp [flags] COMMAND [flags] [ARGS...]
+const usage = `usage: mdp [flags] COMMAND [ARGS...]
+       mdp help | --help | --version
+
+mdp is a Majordomo client, echo worker and MMI query tool for a zbroker's
+Majordomo service (or any MDP/0.1 or MDP/0.2 broker).
 
 Commands:
   call SERVICE [BODY...]   send a request (one frame per BODY argument, or one
                            empty frame) and print the reply's frames, one per
-                           line; with --version 2, PARTIAL replies are printed
+                           line; with --protocol 2, PARTIAL replies are printed
                            as they arrive, before the FINAL
   echo-worker SERVICE      serve SERVICE, replying to each request with its
                            body, until interrupted
@@ -40,10 +45,26 @@ Commands:
   mmi NAME [BODY...]       call the broker's mmi.NAME service
   workers NAME             same as "mmi workers NAME"
 
-Exit status: 0 on a reply, 1 on a failure reply from the broker (printed
-as "CODE SERVICE: REASON"), no reply or a 404, 2 on a usage error.
+Flags (anywhere; "--" ends them, for a BODY that starts with "-"):
+  -b, --broker NAME   the broker's name (default "default"): talk to
+                      ipc://@/majordomo/NAME
+  --endpoint EP       the broker's endpoint (ipc://..., tcp://HOST:PORT),
+                      instead of -b
+  --protocol N        MDP version: 1 (MDP/0.1, RFC 7; default) or 2
+                      (MDP/0.2, RFC 18)
+  --timeout D         how long to wait for a reply before resending
+                      (default 2.5s)
+  --retries N         how many times to resend a request that got no reply
+                      (default 3)
+  --heartbeat D       echo-worker: heartbeat interval, must match the
+                      broker's (default 2.5s)
+  --liveness N        echo-worker: heartbeats missed before the broker
+                      counts as lost (default 3)
+  -v                  verbose: log connections and retries
 
-Flags (before or right after COMMAND):
+Exit status: 0 on a reply; 1 on a failure reply from the broker (printed
+as "CODE SERVICE: REASON"), no reply, a 404 or no broker; 2 on a usage
+error.
 `
 
 type config struct {
@@ -58,99 +79,102 @@ type config struct {
 }
 
 func (c *config) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.broker, "b", "default", "broker `name`: talk to ipc://@/majordomo/NAME")
-	fs.StringVar(&c.endpoint, "endpoint", "", "broker `endpoint` (ipc://..., tcp://HOST:PORT), overrides -b")
-	fs.IntVar(&c.version, "version", 1, "MDP version: 1 (MDP/0.1, RFC 7) or 2 (MDP/0.2, RFC 18)")
-	fs.DurationVar(&c.timeout, "timeout", 2500*time.Millisecond, "how long to wait for a reply before resending")
-	fs.IntVar(&c.retries, "retries", 3, "how many times to resend a request that got no reply")
-	fs.DurationVar(&c.hb, "heartbeat", 2500*time.Millisecond, "echo-worker: heartbeat interval (must match the broker's)")
-	fs.IntVar(&c.liveness, "liveness", 3, "echo-worker: heartbeats missed before the broker counts as lost")
-	fs.BoolVar(&c.verbose, "v", false, "verbose: log connections and retries")
+	cli.BrokerFlag(fs, &c.broker)
+	fs.StringVar(&c.endpoint, "endpoint", "", "")
+	fs.IntVar(&c.version, "protocol", 1, "")
+	fs.DurationVar(&c.timeout, "timeout", 2500*time.Millisecond, "")
+	fs.IntVar(&c.retries, "retries", 3, "")
+	fs.DurationVar(&c.hb, "heartbeat", 2500*time.Millisecond, "")
+	fs.IntVar(&c.liveness, "liveness", 3, "")
+	fs.BoolVar(&c.verbose, "v", false, "")
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := &cli.Command{Name: "mdp", Usage: usage, Stdout: stdout, Stderr: stderr}
 	var cfg config
-	fs := flag.NewFlagSet("mdp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cmd.FlagSet()
 	cfg.flags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
+	words, err := cli.Parse(fs, args)
+	if err != nil {
+		return cmd.Exit(err)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if len(words) == 0 {
+		return cmd.Exit(cli.Usagef("missing command (call, echo-worker, mmi or workers)"))
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+	command, rest := words[0], words[1:]
+	if command == "help" {
+		return cmd.Exit(flag.ErrHelp)
 	}
-	command := fs.Arg(0)
-	// Flags may also follow the command.
-	if err := fs.Parse(fs.Args()[1:]); err != nil {
-		return 2
-	}
-	rest := fs.Args()
 	if cfg.version != 1 && cfg.version != 2 {
-		fmt.Fprintf(stderr, "mdp: --version must be 1 or 2, not %d\n", cfg.version)
-		return 2
+		return cmd.Exit(cli.Usagef("--protocol must be 1 or 2, not %d", cfg.version))
 	}
 	endpoint := cfg.endpoint
+	who := "broker at " + endpoint
 	if endpoint == "" {
 		endpoint = majordomo.Endpoint(cfg.broker)
+		who = fmt.Sprintf("broker %q at %s", cfg.broker, endpoint)
 	}
 	level := slog.LevelWarn
 	if cfg.verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	need := func(n int, what string) bool {
+	need := func(n int, what string) error {
 		if len(rest) < n {
-			fmt.Fprintf(stderr, "mdp: %s: missing %s\n", command, what)
-			return false
+			return cli.Usagef("%s: missing %s", command, what)
 		}
-		return true
+		return nil
 	}
+	var service string
+	var body []string
 	switch command {
 	case "call":
-		if !need(1, "SERVICE") {
-			return 2
+		err = need(1, "SERVICE")
+		if err == nil {
+			service, body = rest[0], rest[1:]
 		}
-		code, _ := call(ctx, &cfg, endpoint, log, rest[0], rest[1:], stdout, stderr)
-		return code
 	case "echo-worker":
-		if !need(1, "SERVICE") || len(rest) > 1 {
-			fmt.Fprintln(stderr, "mdp: usage: echo-worker SERVICE")
-			return 2
+		err = need(1, "SERVICE")
+		if err == nil && len(rest) > 1 {
+			err = cli.Usagef("echo-worker takes one SERVICE, got %q", rest)
 		}
-		return echoWorker(ctx, &cfg, endpoint, log, rest[0], stderr)
+		if err == nil {
+			service = rest[0]
+		}
 	case "workers":
-		if !need(1, "NAME") {
-			return 2
+		err = need(1, "NAME")
+		if err == nil {
+			service, body = majordomo.MMIWorkers, rest[:1]
 		}
-		code, _ := call(ctx, &cfg, endpoint, log, majordomo.MMIWorkers, rest[:1], stdout, stderr)
-		return code
 	case "mmi":
-		if !need(1, "the MMI service (service, workers, ...)") {
-			return 2
-		}
-		svc := majordomo.MMIPrefix + strings.TrimPrefix(rest[0], majordomo.MMIPrefix)
-		if svc == majordomo.MMIService || svc == majordomo.MMIWorkers {
-			if !need(2, "NAME") {
-				return 2
+		err = need(1, "the MMI service (service, workers, ...)")
+		if err == nil {
+			service, body = majordomo.MMIPrefix+strings.TrimPrefix(rest[0], majordomo.MMIPrefix), rest[1:]
+			if service == majordomo.MMIService || service == majordomo.MMIWorkers {
+				err = need(2, "NAME")
 			}
 		}
-		code, first := call(ctx, &cfg, endpoint, log, svc, rest[1:], stdout, stderr)
-		if code == 0 && svc == majordomo.MMIService && first != "200" {
-			code = 1
-		}
-		return code
+	default:
+		err = cli.Usagef("unknown command %q (want call, echo-worker, mmi or workers)", command)
 	}
-	fmt.Fprintf(stderr, "mdp: unknown command %q\n", command)
-	fs.Usage()
-	return 2
+	if err != nil {
+		return cmd.Exit(err)
+	}
+	// Tell a broker that is not running from a service without a worker:
+	// both would otherwise look like a request without a reply.
+	if err := cli.Probe(ctx, endpoint); errors.Is(err, cli.ErrNotRunning) {
+		return cmd.Exit(fmt.Errorf("no %s (is zbroker running?)", who))
+	} else if err != nil {
+		return cmd.Exit(err)
+	}
+	if command == "echo-worker" {
+		return echoWorker(ctx, &cfg, endpoint, log, service, stderr)
+	}
+	code, first := call(ctx, &cfg, endpoint, log, service, body, stdout, stderr)
+	if code == 0 && service == majordomo.MMIService && first != "200" {
+		code = cli.ExitFailure
+	}
+	return code
 }
 
 // call makes one request and prints the reply; it returns the exit status
@@ -183,8 +207,14 @@ func call(ctx context.Context, cfg *config, endpoint string, log *slog.Logger, s
 	case errors.As(err, &se):
 		fmt.Fprintf(stderr, "mdp: %s %s: %s\n", se.Code, se.Service, se.Reason)
 		return 1, ""
+	case errors.Is(err, majordomo.ErrTimeout):
+		// The broker was there a moment ago (Probe): the service is
+		// slow or has no worker, which "mdp workers" tells.
+		fmt.Fprintf(stderr, "mdp: %s: no reply within --timeout %v, %d attempts (is a worker serving it? see 'mdp workers %s')\n",
+			service, cfg.timeout, max(cfg.retries, 0)+1, service)
+		return 1, ""
 	case err != nil:
-		fmt.Fprintf(stderr, "mdp: %v (is a broker running on %s?)\n", err, endpoint)
+		fmt.Fprintf(stderr, "mdp: %v\n", err)
 		return 1, ""
 	}
 	printFrames(reply)

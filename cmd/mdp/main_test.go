@@ -79,27 +79,58 @@ func waitWorkers(t *testing.T, srv *majordomo.Server, n int) {
 func TestCLI(t *testing.T) {
 	srv, name := startBroker(t, majordomo.Options{RequestTimeout: 200 * time.Millisecond})
 	startEchoWorker(t, "-b", name)
-	startEchoWorker(t, "-b", name, "--version", "2")
+	startEchoWorker(t, "-b", name, "--protocol", "2")
 	waitWorkers(t, srv, 2)
 
 	mdp(t, "-b", name, "call", "echo", "hello", "world").want(t, 0, "hello\nworld\n", "")
-	mdp(t, "-b", name, "--version", "2", "call", "echo", "x").want(t, 0, "x\n", "")
+	mdp(t, "-b", name, "--protocol", "2", "call", "echo", "x").want(t, 0, "x\n", "")
 	mdp(t, "call", "--endpoint", srv.Endpoint(), "echo").want(t, 0, "\n", "")
 	mdp(t, "-b", name, "mmi", "service", "echo").want(t, 0, "200\n", "")
 	mdp(t, "-b", name, "mmi", "service", "nosuch").want(t, 1, "404\n", "")
 	mdp(t, "-b", name, "mmi", "workers", "echo").want(t, 0, "2\n", "")
 	mdp(t, "-b", name, "workers", "echo").want(t, 0, "2\n", "")
-	mdp(t, "-b", name, "--version", "2", "mmi", "mmi.bogus").want(t, 0, "501\n", "")
+	mdp(t, "-b", name, "--protocol", "2", "mmi", "mmi.bogus").want(t, 0, "501\n", "")
 	mdp(t, "-b", name, "call", "nobody", "x").want(t, 1, "", "504 nobody: no worker for service nobody")
 
-	mdp(t).want(t, 2, "", "usage:")
+	mdp(t).want(t, 2, "", "missing command")
 	mdp(t, "frobnicate").want(t, 2, "", "unknown command")
 	mdp(t, "call").want(t, 2, "", "missing SERVICE")
-	mdp(t, "--version", "3", "call", "x").want(t, 2, "", "--version must be 1 or 2")
+	mdp(t, "--protocol", "3", "call", "x").want(t, 2, "", "--protocol must be 1 or 2")
 	mdp(t, "mmi", "service").want(t, 2, "", "missing NAME")
 }
 
-func TestCLINoBroker(t *testing.T) {
-	r := mdp(t, "-b", fmt.Sprintf("absent-%d", rand.Uint64()), "--timeout", "50ms", "--retries", "1", "call", "echo")
-	r.want(t, 1, "", "no reply after 2 attempts")
+// A broker that is not running is reported at once and as such; a running
+// broker whose service has no worker is not called "no broker".
+func TestCLINoBrokerNoWorker(t *testing.T) {
+	name := fmt.Sprintf("absent-%d", rand.Uint64())
+	for _, cmd := range [][]string{{"call", "echo"}, {"echo-worker", "echo"}, {"workers", "echo"}} {
+		start := time.Now()
+		r := mdp(t, append([]string{"-b", name}, cmd...)...)
+		r.want(t, 1, "", fmt.Sprintf("mdp: no broker %q at ipc://@/majordomo/%s (is zbroker running?)\n", name, name))
+		if d := time.Since(start); d > 5*time.Second { // a hang guard
+			t.Fatalf("%q took %v", cmd, d)
+		}
+	}
+	_, name = startBroker(t, majordomo.Options{})
+	r := mdp(t, "-b", name, "--timeout", "50ms", "--retries", "1", "call", "echo")
+	r.want(t, 1, "", "echo: no reply within --timeout 50ms, 2 attempts (is a worker serving it?")
+	if strings.Contains(r.stderr, "no broker") {
+		t.Fatalf("running broker reported as missing: %q", r.stderr)
+	}
+}
+
+func TestCLIHelpAndUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		r := mdp(t, args...)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "usage: mdp") || r.stderr != "" {
+			t.Errorf("%q: %+v", args, r)
+		}
+	}
+	r := mdp(t, "call", "--bogus", "x")
+	if r.code != 2 || r.stderr != "mdp: flag provided but not defined: -bogus (run 'mdp --help' for usage)\n" {
+		t.Errorf("bad flag: %+v", r)
+	}
+	if r := mdp(t, "--version"); r.code != 0 || !strings.HasPrefix(r.stdout, "mdp ") {
+		t.Errorf("--version: %+v", r)
+	}
 }

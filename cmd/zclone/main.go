@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/zbroker/zbroker/clone"
+	"github.com/zbroker/zbroker/internal/cli"
 )
 
 func main() {
@@ -31,6 +33,7 @@ const usage = `usage: zclone [-b NAME | --endpoint-prefix PREFIX] get KEY
        zclone [...] del KEY
        zclone [...] watch PREFIX
        zclone [...] dump PREFIX
+       zclone help | --help | --version
 
 zclone uses the shared key-value map of a Clone server (zbroker's clone
 service, ZeroMQ RFC 12/CHP). Every command takes a snapshot of the keys it
@@ -44,7 +47,7 @@ Commands:
                    ("SEQ KEY" alone for a delete) until interrupted
   dump PREFIX      print "KEY=VALUE" for every key under PREFIX, sorted
 
-Flags (before or after the command):
+Flags (before or after the command; "--" ends them):
   -b, --broker NAME         the broker's name (default "default"); zbroker
                             NAME serves ipc://@/clone/NAME/{snapshot,updates,
                             collector}
@@ -54,54 +57,58 @@ Flags (before or after the command):
                             appended
   --ttl SECONDS             set: time to live (decimals allowed)
   --timeout DURATION        give up connecting after this (default 5s)
+
+Exit status: 0 success; 1 error (no broker, key not set, no answer); 2
+usage error.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("zclone", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	cmd := &cli.Command{Name: "zclone", Usage: usage, Stdout: stdout, Stderr: stderr}
+	fs := cmd.FlagSet()
 	var broker, prefix string
 	var ttl float64
 	timeout := 5 * time.Second
-	fs.StringVar(&broker, "b", "default", "")
-	fs.StringVar(&broker, "broker", "default", "")
+	cli.BrokerFlag(fs, &broker)
 	fs.StringVar(&prefix, "endpoint-prefix", "", "")
 	fs.Float64Var(&ttl, "ttl", 0, "")
 	fs.DurationVar(&timeout, "timeout", timeout, "")
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if err == flag.ErrHelp {
-				fmt.Fprint(stdout, usage)
-				return 0
-			}
-			fmt.Fprintf(stderr, "zclone: %v\n%s", err, usage)
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return cmd.Exit(err)
 	}
 	want := map[string]int{"get": 2, "set": 3, "del": 2, "watch": 2, "dump": 2}
-	if len(pos) == 0 || want[pos[0]] != len(pos) {
-		fmt.Fprint(stderr, usage)
-		return 2
+	switch {
+	case len(pos) == 0:
+		return cmd.Exit(cli.Usagef("missing command (get, set, del, watch or dump)"))
+	case pos[0] == "help":
+		return cmd.Exit(flag.ErrHelp)
+	case want[pos[0]] == 0:
+		return cmd.Exit(cli.Usagef("unknown command %q (want get, set, del, watch or dump)", pos[0]))
+	case want[pos[0]] != len(pos):
+		return cmd.Exit(cli.Usagef("%s takes %d argument(s), got %d", pos[0], want[pos[0]]-1, len(pos)-1))
+	case pos[0] == "set" && pos[2] == "":
+		return cmd.Exit(cli.Usagef("an empty value deletes: use del"))
 	}
 	opts := clone.ClientOptions{Name: broker, Subtree: pos[1], Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	who := fmt.Sprintf("broker %q at %s", broker, clone.SnapshotEndpoint(broker))
 	if prefix != "" {
-		var err error
 		if opts.SnapshotEndpoint, opts.PublisherEndpoint, opts.CollectorEndpoint, err = endpoints(prefix); err != nil {
-			fmt.Fprintf(stderr, "zclone: %v\n", err)
-			return 2
+			return cmd.Exit(cli.Usagef("--endpoint-prefix: %v", err))
 		}
+		who = "broker at " + opts.SnapshotEndpoint
+	} else {
+		opts.SnapshotEndpoint = clone.SnapshotEndpoint(broker)
+	}
+	if err := cli.Probe(ctx, opts.SnapshotEndpoint); errors.Is(err, cli.ErrNotRunning) {
+		return cmd.Exit(fmt.Errorf("no %s (is zbroker running?)", who))
+	} else if err != nil {
+		return cmd.Exit(err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c, err := clone.Connect(cctx, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "zclone: %v\n", err)
-		return 1
+		return cmd.Exit(err)
 	}
 	defer c.Close()
 	key := pos[1]
@@ -117,10 +124,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		var v []byte
 		if pos[0] == "set" {
 			v = []byte(pos[2])
-			if len(v) == 0 {
-				fmt.Fprintln(stderr, "zclone: an empty value deletes: use del")
-				return 2
-			}
 		}
 		if err := c.SetWait(cctx, key, v, time.Duration(ttl*float64(time.Second))); err != nil {
 			fmt.Fprintf(stderr, "zclone: %s: %v\n", pos[0], err)

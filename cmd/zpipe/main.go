@@ -14,8 +14,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/cli"
 	"github.com/zbroker/zbroker/internal/units"
 	"github.com/zbroker/zbroker/zpipes"
 	"github.com/zbroker/zbroker/zpipes/client"
@@ -27,7 +29,8 @@ func main() {
 
 const usage = `usage: zpipe [-b NAME] write [--lines | --size N] [--no-eos] [--window N] PIPE
        zpipe [-b NAME] read [--lines] [--count N] [--follow] PIPE
-       zpipe [-b NAME] ping
+       zpipe [-b NAME] ping [--wait DURATION]
+       zpipe help | --help | --version
 
 zpipe uses the named pipes of a zpipes broker (zbroker) like files. A pipe
 carries chunks of bytes from its writers to its one reader, and keeps them
@@ -42,6 +45,8 @@ Flags (before or after the command):
   -b, --broker NAME   the broker's name (default "default"); zbroker NAME
                       serves ipc://@/zpipes/NAME
   --endpoint EP       connect to EP instead, e.g. tcp://127.0.0.1:5555
+  --timeout D         give up after D (e.g. 10s, 2m), connecting included;
+                      default 0: no limit
   --lines             write: one chunk per line, newline included, so an
                       empty line is the chunk "\n"; read: end each chunk with
                       a newline if it has none
@@ -51,6 +56,7 @@ Flags (before or after the command):
   --no-eos            write: do not send the end-of-stream chunk
   --count N           read: stop after N chunks (default 0: no limit)
   --follow            read: do not stop at end-of-stream chunks, skip them
+  --wait D            ping: wait up to D for the broker to start (for scripts)
 
 End of stream:
   Pipes are endless, so zpipe marks the end of a stream with an empty chunk.
@@ -65,14 +71,26 @@ End of stream:
   read sends one READ at a time and takes no chunk it does not print: after
   --count N or the end-of-stream chunk, the rest stays in the pipe.
 
+Full pipes:
+  The broker holds back a writer while its pipe (or all pipes) is over the
+  broker's memory limits, until a reader takes chunks. write then waits,
+  and says so on standard error after a few seconds.
+
+Reading into head and friends:
+  In "zpipe read PIPE | head -3", head exits after its third line, but
+  zpipe has already taken the next chunk from the pipe when it finds the
+  output closed: that chunk is lost. Use "zpipe read --count 3 PIPE", which
+  takes exactly three chunks.
+
 Examples:
   seq 1000 | zpipe write --lines numbers
   zpipe read --lines numbers | wc -l          # 1000
   tar c dir | zpipe write backup   # and elsewhere: zpipe read backup | tar x
   zpipe read --lines --follow log             # like tail -f
+  zpipe ping --wait 10s && seq 3 | zpipe write --lines p   # after starting zbroker
 
 Exit status: 0 success; 1 error (no broker, command refused by the broker,
-connection lost, input or output error); 2 usage error.
+connection lost, --timeout passed, input or output error); 2 usage error.
 `
 
 // dialTimeout bounds connecting to the broker. An abstract IPC endpoint
@@ -80,71 +98,98 @@ connection lost, input or output error); 2 usage error.
 // endpoint but does not answer.
 const dialTimeout = 5 * time.Second
 
+// holdNotice is how long write waits on a full pipe before saying so.
+var holdNotice = 3 * time.Second
+
 type config struct {
 	broker   string
 	endpoint string
+	timeout  time.Duration
 	lines    bool
 	size     int64
 	window   int
 	noEOS    bool
 	count    int
 	follow   bool
+	wait     time.Duration
 }
 
-// usageError is a bad command line: exit status 2.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cfg, cmd, pipe, err := parseArgs(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, usage)
-		return 0
-	}
+	cmd := &cli.Command{Name: "zpipe", Usage: usage, Stdout: stdout, Stderr: stderr}
+	cfg, verb, pipe, err := parseArgs(cmd, args)
 	if err != nil {
-		fmt.Fprintf(stderr, "zpipe: %v\nRun 'zpipe --help' for usage.\n", err)
-		return 2
+		return cmd.Exit(err)
 	}
-
-	endpoint := cfg.endpoint
-	if endpoint == "" {
-		endpoint = zpipes.Endpoint(cfg.broker)
+	ctx := context.Background()
+	if cfg.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.timeout)
+		defer cancel()
 	}
-	dctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
-	c, err := client.DialEndpoint(dctx, endpoint)
-	cancel()
+	c, err := connect(ctx, cfg)
 	if err != nil {
-		who := fmt.Sprintf("broker %q at %s", cfg.broker, endpoint)
-		if cfg.endpoint != "" {
-			who = "broker at " + endpoint
-		}
-		switch {
-		case errors.Is(err, client.ErrNoBroker):
-			fmt.Fprintf(stderr, "zpipe: no %s (is zbroker running?)\n", who)
-		case errors.Is(err, context.DeadlineExceeded):
-			fmt.Fprintf(stderr, "zpipe: %s did not answer within %v\n", who, dialTimeout)
-		default:
-			fmt.Fprintf(stderr, "zpipe: %s\n", message(err))
-		}
-		return 1
+		return cmd.Exit(timedOut(err, cfg))
 	}
 	defer c.Disconnect()
 
-	ctx := context.Background()
-	switch cmd {
+	switch verb {
 	case "write":
-		err = write(ctx, c, pipe, cfg, stdin)
+		err = write(ctx, c, pipe, cfg, stdin, stderr)
 	case "read":
 		err = read(ctx, c, pipe, cfg, stdout)
 	case "ping":
 		err = ping(ctx, c, cfg, stdout)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "zpipe: %s\n", message(err))
-		return 1
+		return cmd.Exit(errors.New(message(timedOut(err, cfg))))
 	}
-	return 0
+	return cli.ExitOK
+}
+
+// timedOut names --timeout as the cause when it expired.
+func timedOut(err error, cfg config) error {
+	if cfg.timeout > 0 && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("gave up after --timeout %v", cfg.timeout)
+	}
+	return err
+}
+
+// connect dials the broker; with ping --wait it retries while no broker
+// listens, until the broker starts or the wait is over.
+func connect(ctx context.Context, cfg config) (*client.Client, error) {
+	endpoint := cfg.endpoint
+	who := "broker at " + endpoint
+	if endpoint == "" {
+		endpoint = zpipes.Endpoint(cfg.broker)
+		who = fmt.Sprintf("broker %q at %s", cfg.broker, endpoint)
+	}
+	waitUntil := time.Now().Add(cfg.wait)
+	for {
+		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		c, err := client.DialEndpoint(dctx, endpoint)
+		cancel()
+		switch {
+		case err == nil:
+			return c, nil
+		case errors.Is(err, client.ErrNoBroker) && time.Now().Before(waitUntil):
+			select {
+			case <-time.After(50 * time.Millisecond):
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		case errors.Is(err, client.ErrNoBroker) && cfg.wait > 0:
+			return nil, fmt.Errorf("no %s after waiting %v (is zbroker running?)", who, cfg.wait)
+		case errors.Is(err, client.ErrNoBroker):
+			return nil, fmt.Errorf("no %s (is zbroker running?)", who)
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded):
+			return nil, fmt.Errorf("%s did not answer within %v", who, dialTimeout)
+		default:
+			return nil, errors.New(message(err))
+		}
+	}
 }
 
 // message drops the client package's prefix: we print our own.
@@ -154,87 +199,73 @@ func message(err error) string {
 
 // parseArgs reads the command line. Flags may come before or after the
 // command and the pipe name; "--" ends the flags.
-func parseArgs(args []string) (cfg config, cmd, pipe string, err error) {
-	cfg = config{broker: "default", size: 64 << 10, window: client.DefaultWindow}
-	fs := flag.NewFlagSet("zpipe", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported by run, usage by --help
-	fs.StringVar(&cfg.broker, "b", cfg.broker, "")
-	fs.StringVar(&cfg.broker, "broker", cfg.broker, "")
+func parseArgs(cmd *cli.Command, args []string) (cfg config, verb, pipe string, err error) {
+	cfg = config{size: 64 << 10, window: client.DefaultWindow}
+	fs := cmd.FlagSet()
+	cli.BrokerFlag(fs, &cfg.broker)
 	fs.StringVar(&cfg.endpoint, "endpoint", "", "")
+	fs.DurationVar(&cfg.timeout, "timeout", 0, "")
 	fs.BoolVar(&cfg.lines, "lines", false, "")
 	fs.Var(units.Size{P: &cfg.size}, "size", "")
 	fs.IntVar(&cfg.window, "window", cfg.window, "")
 	fs.BoolVar(&cfg.noEOS, "no-eos", false, "")
 	fs.IntVar(&cfg.count, "count", 0, "")
 	fs.BoolVar(&cfg.follow, "follow", false, "")
-
-	var words []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return cfg, "", "", err
-			}
-			return cfg, "", "", usageError{err.Error()}
-		}
-		consumed := args[:len(args)-fs.NArg()]
-		args = fs.Args()
-		if len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
-			words = append(words, args...)
-			break
-		}
-		if len(args) == 0 {
-			break
-		}
-		words, args = append(words, args[0]), args[1:]
+	fs.DurationVar(&cfg.wait, "wait", 0, "")
+	words, err := cli.Parse(fs, args)
+	if err != nil {
+		return cfg, "", "", err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	if len(words) == 0 {
-		return cfg, "", "", usageError{"missing command (write, read or ping)"}
+		return cfg, "", "", cli.Usagef("missing command (write, read or ping)")
 	}
-	cmd, words = words[0], words[1:]
+	verb, words = words[0], words[1:]
 	allowed := map[string][]string{
 		"write": {"lines", "size", "window", "no-eos"},
 		"read":  {"lines", "count", "follow"},
-		"ping":  {},
+		"ping":  {"wait"},
 	}
-	if cmd == "help" {
+	if verb == "help" {
 		return cfg, "", "", flag.ErrHelp
 	}
-	ok, known := allowed[cmd]
+	ok, known := allowed[verb]
 	if !known {
-		return cfg, "", "", usageError{fmt.Sprintf("unknown command %q (want write, read or ping)", cmd)}
+		return cfg, "", "", cli.Usagef("unknown command %q (want write, read or ping)", verb)
 	}
-	for _, name := range []string{"lines", "size", "window", "no-eos", "count", "follow"} {
+	for _, name := range []string{"lines", "size", "window", "no-eos", "count", "follow", "wait"} {
 		if set[name] && !contains(ok, name) {
-			return cfg, "", "", usageError{fmt.Sprintf("%s does not take --%s", cmd, name)}
+			return cfg, "", "", cli.Usagef("%s does not take --%s", verb, name)
 		}
 	}
 	switch {
-	case cmd == "ping" && len(words) > 0:
-		return cfg, "", "", usageError{"ping takes no arguments"}
-	case cmd != "ping" && len(words) == 0:
-		return cfg, "", "", usageError{cmd + ": missing pipe name"}
-	case cmd != "ping" && len(words) > 1:
-		return cfg, "", "", usageError{fmt.Sprintf("%s takes one pipe name, got %q", cmd, words)}
-	case cmd != "ping" && (words[0] == "" || len(words[0]) > zpipes.MaxPipeName):
-		return cfg, "", "", usageError{fmt.Sprintf("pipe names are 1 to %d bytes", zpipes.MaxPipeName)}
+	case verb == "ping" && len(words) > 0:
+		return cfg, "", "", cli.Usagef("ping takes no arguments")
+	case verb != "ping" && len(words) == 0:
+		return cfg, "", "", cli.Usagef("%s: missing pipe name", verb)
+	case verb != "ping" && len(words) > 1:
+		return cfg, "", "", cli.Usagef("%s takes one pipe name, got %q", verb, words)
+	case verb != "ping" && (words[0] == "" || len(words[0]) > zpipes.MaxPipeName):
+		return cfg, "", "", cli.Usagef("pipe names are 1 to %d bytes", zpipes.MaxPipeName)
 	case cfg.broker == "":
-		return cfg, "", "", usageError{"empty broker name"}
+		return cfg, "", "", cli.Usagef("empty broker name")
 	case set["lines"] && set["size"]:
-		return cfg, "", "", usageError{"--lines and --size exclude each other"}
+		return cfg, "", "", cli.Usagef("--lines and --size exclude each other")
 	case cfg.size <= 0 || cfg.size > 1<<30:
-		return cfg, "", "", usageError{"--size must be between 1 byte and 1GiB"}
+		return cfg, "", "", cli.Usagef("--size must be between 1 byte and 1GiB")
 	case cfg.window < 1:
-		return cfg, "", "", usageError{"--window must be at least 1"}
+		return cfg, "", "", cli.Usagef("--window must be at least 1")
 	case cfg.count < 0:
-		return cfg, "", "", usageError{"--count must not be negative"}
+		return cfg, "", "", cli.Usagef("--count must not be negative")
+	case cfg.timeout < 0 || cfg.wait < 0:
+		return cfg, "", "", cli.Usagef("durations must not be negative")
 	}
-	if cmd != "ping" {
+	if verb != "ping" {
 		pipe = words[0]
 	}
-	return cfg, cmd, pipe, nil
+	return cfg, verb, pipe, nil
 }
 
 func contains(list []string, s string) bool {
@@ -249,7 +280,7 @@ func contains(list []string, s string) bool {
 // write copies stdin into the pipe, one chunk per line or per --size
 // bytes, then sends the end-of-stream chunk unless --no-eos. If stdin
 // fails, the end-of-stream chunk is not sent: the stream is incomplete.
-func write(ctx context.Context, c *client.Client, pipe string, cfg config, stdin io.Reader) error {
+func write(ctx context.Context, c *client.Client, pipe string, cfg config, stdin io.Reader, stderr io.Writer) error {
 	// Open first so that a refusal is reported before reading any input.
 	if err := c.Open(ctx, pipe); err != nil {
 		return err
@@ -258,7 +289,9 @@ func write(ctx context.Context, c *client.Client, pipe string, cfg config, stdin
 	if !cfg.noEOS {
 		opts = append(opts, client.WithEOS())
 	}
-	w := client.NewWriter(c, pipe, opts...)
+	w := &heldWriter{w: client.NewWriter(c, pipe, opts...)}
+	stop := w.notice(stderr, pipe)
+	defer stop()
 	var err error
 	if cfg.lines {
 		err = writeLines(w, stdin)
@@ -266,10 +299,54 @@ func write(ctx context.Context, c *client.Client, pipe string, cfg config, stdin
 		err = writeBlocks(w, stdin, int(cfg.size))
 	}
 	if err != nil {
-		w.Abort()
+		w.w.Abort()
 		return err
 	}
 	return w.Close()
+}
+
+// heldWriter notes when a Write or Close of the stream started waiting,
+// so that a full pipe can be reported while the broker holds it back.
+type heldWriter struct {
+	w     *client.Writer
+	since atomic.Int64 // UnixNano of the call in progress, 0 if none
+}
+
+func (h *heldWriter) Write(p []byte) (int, error) {
+	h.since.Store(time.Now().UnixNano())
+	defer h.since.Store(0)
+	return h.w.Write(p)
+}
+
+func (h *heldWriter) Close() error {
+	h.since.Store(time.Now().UnixNano())
+	defer h.since.Store(0)
+	return h.w.Close()
+}
+
+// notice prints one line on stderr the first time a call waits longer
+// than holdNotice, until the returned stop is called (which waits for the
+// watcher to end, so nothing is printed after it).
+func (h *heldWriter) notice(stderr io.Writer, pipe string) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(holdNotice / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+			since := h.since.Load()
+			if since != 0 && time.Since(time.Unix(0, since)) >= holdNotice {
+				fmt.Fprintf(stderr, "zpipe: pipe %q is full: the broker holds this writer back until a reader takes chunks (still waiting)\n", pipe)
+				return
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // inputError marks a failure to read stdin, as opposed to the Writer's.
@@ -278,7 +355,7 @@ type inputError struct{ err error }
 func (e inputError) Error() string { return "reading input: " + e.err.Error() }
 func (e inputError) Unwrap() error { return e.err }
 
-func writeLines(w *client.Writer, stdin io.Reader) error {
+func writeLines(w io.Writer, stdin io.Reader) error {
 	br := bufio.NewReaderSize(stdin, 64<<10)
 	for {
 		line, err := br.ReadSlice('\n')
@@ -302,7 +379,7 @@ func writeLines(w *client.Writer, stdin io.Reader) error {
 	}
 }
 
-func writeBlocks(w *client.Writer, stdin io.Reader, size int) error {
+func writeBlocks(w io.Writer, stdin io.Reader, size int) error {
 	buf := make([]byte, size)
 	for {
 		n, err := io.ReadFull(stdin, buf)
