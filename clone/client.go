@@ -33,6 +33,10 @@ type ClientOptions struct {
 	// 200ms.
 	RetryInterval time.Duration
 	Logger        *slog.Logger
+	// BrokerUID is the uid the broker must run as on ipc (root is always
+	// trusted); default our own. Another uid is refused with a
+	// *zmtp.UntrustedBrokerError: it may be a squatter on the name.
+	BrokerUID int
 }
 
 func (o ClientOptions) withDefaults() ClientOptions {
@@ -96,6 +100,7 @@ type Client struct {
 	pub      *zmtp.Conn // to the collector; nil between connections
 	watchers map[*watcher]struct{}
 	waiters  map[string]chan error // by UUID: SetWait callers
+	lastErr  error                 // why the last session ended, for Connect
 
 	ready   chan struct{}
 	quit    chan struct{}
@@ -124,6 +129,12 @@ func Connect(ctx context.Context, opts ClientOptions) (*Client, error) {
 		return c, nil
 	case <-ctx.Done():
 		c.Close()
+		c.mu.Lock()
+		last := c.lastErr
+		c.mu.Unlock()
+		if last != nil { // e.g. an untrusted broker: say so, not just "timeout"
+			return nil, fmt.Errorf("clone: no snapshot from %s: %w (last attempt: %w)", opts.SnapshotEndpoint, ctx.Err(), last)
+		}
 		return nil, fmt.Errorf("clone: no snapshot from %s: %w", opts.SnapshotEndpoint, ctx.Err())
 	}
 }
@@ -290,6 +301,9 @@ func (c *Client) run() {
 			return
 		default:
 		}
+		c.mu.Lock()
+		c.lastErr = err
+		c.mu.Unlock()
 		c.log.Info("clone server lost, resynchronizing", "err", err)
 		select {
 		case <-c.quit:
@@ -324,7 +338,7 @@ func (c *Client) track(cn *zmtp.Conn) bool {
 func (c *Client) dial(ep, typ string) (*zmtp.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.HeartbeatTimeout)
 	defer cancel()
-	cn, err := zmtp.Dial(ctx, ep, zmtp.Options{SocketType: typ, Logger: c.opts.Logger})
+	cn, err := zmtp.Dial(ctx, ep, zmtp.Options{SocketType: typ, Logger: c.opts.Logger, BrokerUID: c.opts.BrokerUID})
 	if err != nil {
 		return nil, err
 	}

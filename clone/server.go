@@ -41,6 +41,9 @@ type Options struct {
 	// (the sending connection is dropped). Default 16 MiB.
 	MaxValueSize int64
 	Logger       *slog.Logger
+	// Guard admits peers (see zmtp.Access); share one between services to
+	// make its limits broker-wide. Default: our own uid and root only.
+	Guard *zmtp.Guard
 }
 
 // WithDefaults returns o with its zero fields set to their defaults: the
@@ -155,7 +158,7 @@ func (s *subscriber) matches(key string) bool {
 func Start(opts Options) (*Server, error) {
 	opts = opts.WithDefaults()
 	zo := func(typ string, max int64) zmtp.Options {
-		return zmtp.Options{SocketType: typ, MaxMessageSize: max, Logger: opts.Logger}
+		return zmtp.Options{SocketType: typ, MaxMessageSize: max, Logger: opts.Logger, Guard: opts.Guard}
 	}
 	snap, err := zmtp.Listen(opts.SnapshotEndpoint, zo("ROUTER", 4096))
 	if err != nil {

@@ -26,6 +26,10 @@ type ClientOptions struct {
 	// -1 for none.
 	Retries int
 	Logger  *slog.Logger
+	// BrokerUID is the uid the broker must run as on ipc (root is always
+	// trusted); default our own. Another uid is refused with a
+	// *zmtp.UntrustedBrokerError: it may be a squatter on the name.
+	BrokerUID int
 }
 
 // Client talks MDP/Client to a broker over one DEALER connection, made on
@@ -99,7 +103,7 @@ func (c *Client) connect(ctx context.Context) error {
 	if c.conn != nil {
 		return nil
 	}
-	conn, err := zmtp.Dial(ctx, c.endpoint, zmtp.Options{SocketType: "DEALER", Logger: c.opts.Logger})
+	conn, err := zmtp.Dial(ctx, c.endpoint, zmtp.Options{SocketType: "DEALER", Logger: c.opts.Logger, BrokerUID: c.opts.BrokerUID})
 	if err != nil {
 		return err
 	}

@@ -53,6 +53,9 @@ type Options struct {
 	// disconnected by the transport. Default 256 MiB.
 	MaxMessageSize int64
 	Logger         *slog.Logger
+	// Guard admits peers (see zmtp.Access); share one between services to
+	// make its limits broker-wide. Default: our own uid and root only.
+	Guard *zmtp.Guard
 }
 
 // WithDefaults returns o with its zero fields set to their defaults: the
@@ -224,6 +227,7 @@ func Start(opts Options) (*Server, error) {
 		MaxMessageSize: opts.MaxMessageSize,
 		EventBuffer:    256,
 		Logger:         opts.Logger,
+		Guard:          opts.Guard,
 	})
 	if err != nil {
 		return nil, err

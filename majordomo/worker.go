@@ -56,6 +56,10 @@ type WorkerOptions struct {
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
 	Logger       *slog.Logger
+	// BrokerUID is the uid the broker must run as on ipc (root is always
+	// trusted); default our own. Another uid is refused with a
+	// *zmtp.UntrustedBrokerError: it may be a squatter on the name.
+	BrokerUID int
 }
 
 // Worker serves one service for a broker: it registers with READY, serves
@@ -131,7 +135,7 @@ func (w *Worker) session(ctx context.Context) error {
 	hb := w.opts.HeartbeatInterval
 	silence := hb * time.Duration(w.opts.HeartbeatLiveness)
 	dctx, cancel := context.WithTimeout(ctx, silence)
-	conn, err := zmtp.Dial(dctx, w.endpoint, zmtp.Options{SocketType: "DEALER", Logger: w.opts.Logger})
+	conn, err := zmtp.Dial(dctx, w.endpoint, zmtp.Options{SocketType: "DEALER", Logger: w.opts.Logger, BrokerUID: w.opts.BrokerUID})
 	cancel()
 	if err != nil {
 		return err

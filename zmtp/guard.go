@@ -222,8 +222,8 @@ type UntrustedBrokerError struct {
 }
 
 func (e *UntrustedBrokerError) Error() string {
-	return fmt.Sprintf("zmtp: refusing %s: it is served by uid %d (pid %d), not by uid %d or root — another user's process may have taken the name",
-		e.Endpoint, e.Broker.UID, e.Broker.PID, e.Want)
+	return fmt.Sprintf("zmtp: refusing %s: it is served by uid %d (pid %d), not by uid %d or root, so another user's process may have taken its name; if uid %d runs the broker you mean, pass --broker-uid %d (BrokerUID in Go)",
+		e.Endpoint, e.Broker.UID, e.Broker.PID, e.Want, e.Broker.UID, e.Broker.UID)
 }
 
 // checkBroker verifies, before anything is sent, that an ipc endpoint is

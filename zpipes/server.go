@@ -27,6 +27,9 @@ type Options struct {
 	// reading its commands. Default 1000.
 	MaxPendingReplies int
 	Logger            *slog.Logger
+	// Guard admits peers (see zmtp.Access); share one between services to
+	// make its limits broker-wide. Default: our own uid and root only.
+	Guard *zmtp.Guard
 }
 
 // WithDefaults returns o with its zero fields set to their defaults: the
@@ -144,6 +147,7 @@ func Start(opts Options) (*Server, error) {
 		// SendQueueBytes), not by libzmq's customary 1,000 messages.
 		SendQueueMessages: 1 << 20,
 		Logger:            opts.Logger,
+		Guard:             opts.Guard,
 	})
 	if err != nil {
 		return nil, err

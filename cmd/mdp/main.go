@@ -61,7 +61,7 @@ Flags (anywhere; "--" ends them, for a BODY that starts with "-"):
   --liveness N        echo-worker: heartbeats missed before the broker
                       counts as lost (default 3)
   -v                  verbose: log connections and retries
-
+` + cli.BrokerUIDHelp + `
 Exit status: 0 on a reply; 1 on a failure reply from the broker (printed
 as "CODE SERVICE: REASON"), no reply, a 404 or no broker; 2 on a usage
 error.
@@ -76,6 +76,7 @@ type config struct {
 	hb       time.Duration
 	liveness int
 	verbose  bool
+	uid      int
 }
 
 func (c *config) flags(fs *flag.FlagSet) {
@@ -87,6 +88,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.hb, "heartbeat", 2500*time.Millisecond, "")
 	fs.IntVar(&c.liveness, "liveness", 3, "")
 	fs.BoolVar(&c.verbose, "v", false, "")
+	cli.BrokerUIDFlag(fs, &c.uid)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -185,7 +187,7 @@ func call(ctx context.Context, cfg *config, endpoint string, log *slog.Logger, s
 		retries = -1 // ClientOptions: 0 means the default, -1 none
 	}
 	c, err := majordomo.NewClient(endpoint, majordomo.ClientOptions{
-		Version: majordomo.Version(cfg.version), Timeout: cfg.timeout, Retries: retries, Logger: log})
+		Version: majordomo.Version(cfg.version), Timeout: cfg.timeout, Retries: retries, Logger: log, BrokerUID: cfg.uid})
 	if err != nil {
 		fmt.Fprintf(stderr, "mdp: %v\n", err)
 		return 2, ""
@@ -232,6 +234,7 @@ func echoWorker(ctx context.Context, cfg *config, endpoint string, log *slog.Log
 		HeartbeatInterval: cfg.hb,
 		HeartbeatLiveness: cfg.liveness,
 		Logger:            log,
+		BrokerUID:         cfg.uid,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "mdp: %v\n", err)

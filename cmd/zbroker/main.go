@@ -145,6 +145,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var b broker
 	b.flags(fs)
 	// Other files of this package register their flags here.
+	sec := registerSecurityFlags(fs)
 	var help bytes.Buffer
 	fs.SetOutput(&help)
 	fs.PrintDefaults()
@@ -160,6 +161,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	b.zp.Name, b.zp.Logger = b.name, log
 	b.mdp.Name, b.mdp.Logger = b.name, log
 	b.kv.Name, b.kv.Logger = b.name, log
+	if err := sec.apply(log, &b.zp, &b.mdp, &b.kv); err != nil {
+		return cmd.Exit(cli.Usagef("%v", err))
+	}
 	// Log what applies, not what was typed (--pipe-limit 0 is 64MiB).
 	b.zp, b.mdp, b.kv = b.zp.WithDefaults(), b.mdp.WithDefaults(), b.kv.WithDefaults()
 

@@ -57,6 +57,9 @@ Flags (before or after the command; "--" ends them):
                             appended
   --ttl SECONDS             set: time to live (decimals allowed)
   --timeout DURATION        give up connecting after this (default 5s)
+  --broker-uid UID          trust a broker running as UID (default: only
+                            one running as yourself or root, see
+                            docs/security.md)
 
 Exit status: 0 success; 1 error (no broker, key not set, no answer); 2
 usage error.
@@ -72,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&prefix, "endpoint-prefix", "", "")
 	fs.Float64Var(&ttl, "ttl", 0, "")
 	fs.DurationVar(&timeout, "timeout", timeout, "")
+	var uid int
+	cli.BrokerUIDFlag(fs, &uid)
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return cmd.Exit(err)
@@ -89,7 +94,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case pos[0] == "set" && pos[2] == "":
 		return cmd.Exit(cli.Usagef("an empty value deletes: use del"))
 	}
-	opts := clone.ClientOptions{Name: broker, Subtree: pos[1], Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	opts := clone.ClientOptions{Name: broker, Subtree: pos[1], BrokerUID: uid, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	who := fmt.Sprintf("broker %q at %s", broker, clone.SnapshotEndpoint(broker))
 	if prefix != "" {
 		if opts.SnapshotEndpoint, opts.PublisherEndpoint, opts.CollectorEndpoint, err = endpoints(prefix); err != nil {

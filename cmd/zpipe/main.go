@@ -47,7 +47,7 @@ Flags (before or after the command):
   --endpoint EP       connect to EP instead, e.g. tcp://127.0.0.1:5555
   --timeout D         give up after D (e.g. 10s, 2m), connecting included;
                       default 0: no limit
-  --lines             write: one chunk per line, newline included, so an
+` + cli.BrokerUIDHelp + `  --lines             write: one chunk per line, newline included, so an
                       empty line is the chunk "\n"; read: end each chunk with
                       a newline if it has none
   --size N            write: chunk size, e.g. 4096, 64KiB, 1MiB (default
@@ -112,6 +112,7 @@ type config struct {
 	count    int
 	follow   bool
 	wait     time.Duration
+	uid      int
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -166,7 +167,7 @@ func connect(ctx context.Context, cfg config) (*client.Client, error) {
 	waitUntil := time.Now().Add(cfg.wait)
 	for {
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-		c, err := client.DialEndpoint(dctx, endpoint)
+		c, err := client.DialEndpoint(dctx, endpoint, client.WithBrokerUID(cfg.uid))
 		cancel()
 		switch {
 		case err == nil:
@@ -212,6 +213,7 @@ func parseArgs(cmd *cli.Command, args []string) (cfg config, verb, pipe string, 
 	fs.IntVar(&cfg.count, "count", 0, "")
 	fs.BoolVar(&cfg.follow, "follow", false, "")
 	fs.DurationVar(&cfg.wait, "wait", 0, "")
+	cli.BrokerUIDFlag(fs, &cfg.uid)
 	words, err := cli.Parse(fs, args)
 	if err != nil {
 		return cfg, "", "", err

@@ -64,6 +64,18 @@ func BrokerFlag(fs *flag.FlagSet, p *string) {
 	fs.StringVar(p, "broker", DefaultBroker, "the broker's `name`")
 }
 
+// BrokerUIDFlag registers --broker-uid: a broker on ipc must run as our
+// own uid or root unless this names another (docs/security.md).
+func BrokerUIDFlag(fs *flag.FlagSet, p *int) {
+	fs.IntVar(p, "broker-uid", 0, "trust a broker running as `uid`")
+}
+
+// BrokerUIDHelp is the --help line of BrokerUIDFlag, for the programs'
+// usage texts.
+const BrokerUIDHelp = `  --broker-uid UID    trust a broker running as UID (default: only one
+                      running as yourself or root, see docs/security.md)
+`
+
 // Parse parses args with fs, letting flags come before, between and after
 // the positional arguments ("--" ends the flags), and returns the
 // positional arguments. It returns flag.ErrHelp for -h/--help, ErrVersion

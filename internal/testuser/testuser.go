@@ -7,6 +7,7 @@ package testuser
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -91,4 +92,66 @@ func (u User) Command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command("runuser", append([]string{"-u", u.Name, "--", name}, args...)...)
 	cmd.Dir = "/"
 	return cmd
+}
+
+// squatter binds a ROUTER to each endpoint given and, when its standard
+// input closes, prints how many messages it received.
+const squatter = `
+import sys, zmq, threading
+ctx = zmq.Context()
+socks = []
+for ep in sys.argv[1:]:
+    s = ctx.socket(zmq.ROUTER)
+    s.bind(ep)
+    socks.append(s)
+print("bound", flush=True)
+stop = threading.Event()
+def watch():
+    sys.stdin.read()
+    stop.set()
+threading.Thread(target=watch, daemon=True).start()
+poller = zmq.Poller()
+for s in socks:
+    poller.register(s, zmq.POLLIN)
+got = 0
+while not stop.is_set():
+    for s, _ in poller.poll(100):
+        s.recv_multipart()
+        got += 1
+print("received", got, flush=True)
+`
+
+// Squat runs a pyzmq process as a new throwaway user, bound to the
+// endpoints as a broker impersonator would be. stop ends it and returns
+// its output, which ends with "received N" (messages it was sent).
+func Squat(t testing.TB, python string, endpoints ...string) (u User, stop func() string) {
+	t.Helper()
+	u = New(t)
+	cmd := u.Command(python, append([]string{"-c", squatter}, endpoints...)...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	first := make([]byte, len("bound\n"))
+	if _, err := io.ReadFull(out, first); err != nil || string(first) != "bound\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("squatter did not bind: %q %v: %s", first, err, stderr.String())
+	}
+	return u, func() string {
+		stdin.Close()
+		rest, _ := io.ReadAll(out)
+		cmd.Wait()
+		return string(rest)
+	}
 }

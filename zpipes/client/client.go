@@ -59,6 +59,7 @@ type Option func(*dialConfig)
 type dialConfig struct {
 	maxChunk  int64
 	heartbeat time.Duration
+	brokerUID int
 }
 
 // WithMaxChunkSize sets the largest chunk a Read may return: a larger
@@ -77,6 +78,14 @@ func WithMaxChunkSize(n int64) Option {
 // the broker is reached over TCP.
 func WithHeartbeat(interval time.Duration) Option {
 	return func(c *dialConfig) { c.heartbeat = interval }
+}
+
+// WithBrokerUID trusts a broker running as uid (root is always trusted).
+// By default an ipc endpoint served by any uid but ours or root is
+// refused (its error satisfies errors.As(err, **zmtp.UntrustedBrokerError)):
+// it may be another user's process that took the broker's name.
+func WithBrokerUID(uid int) Option {
+	return func(c *dialConfig) { c.brokerUID = uid }
 }
 
 // Client is one DEALER connection to a zpipes broker. Its methods are safe
@@ -133,6 +142,7 @@ func DialEndpoint(ctx context.Context, endpoint string, opts ...Option) (*Client
 		SendQueueMessages: math.MaxInt,
 		SendQueueBytes:    math.MaxInt64,
 		HeartbeatInterval: cfg.heartbeat,
+		BrokerUID:         cfg.brokerUID,
 	})
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
