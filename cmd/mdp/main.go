@@ -164,7 +164,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// Tell a broker that is not running from a service without a worker:
 	// both would otherwise look like a request without a reply.
-	if err := cli.Probe(ctx, endpoint); errors.Is(err, cli.ErrNotRunning) {
+	if err := cli.Probe(ctx, endpoint, cfg.uid); errors.Is(err, cli.ErrNotRunning) {
 		return cmd.Exit(fmt.Errorf("no %s (is zbroker running?)", who))
 	} else if err != nil {
 		return cmd.Exit(err)

@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	} else {
 		opts.SnapshotEndpoint = clone.SnapshotEndpoint(broker)
 	}
-	if err := cli.Probe(ctx, opts.SnapshotEndpoint); errors.Is(err, cli.ErrNotRunning) {
+	if err := cli.Probe(ctx, opts.SnapshotEndpoint, uid); errors.Is(err, cli.ErrNotRunning) {
 		return cmd.Exit(fmt.Errorf("no %s (is zbroker running?)", who))
 	} else if err != nil {
 		return cmd.Exit(err)

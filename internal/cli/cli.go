@@ -177,11 +177,12 @@ const ProbeTimeout = time.Second
 // ROUTER's kind listens on endpoint, by connecting as a DEALER and
 // completing the handshake. It returns an error wrapping ErrNotRunning if
 // the endpoint refuses connections or does not exist, and another error if
-// something there does not answer as a broker.
-func Probe(ctx context.Context, endpoint string) error {
+// something there does not answer as a broker, or runs as a uid other
+// than ours, root or brokerUID.
+func Probe(ctx context.Context, endpoint string, brokerUID int) error {
 	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
-	c, err := zmtp.Dial(ctx, endpoint, zmtp.Options{SocketType: "DEALER"})
+	c, err := zmtp.Dial(ctx, endpoint, zmtp.Options{SocketType: "DEALER", BrokerUID: brokerUID})
 	switch {
 	case err == nil:
 		c.Close()
