@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/deque"
 	"github.com/zbroker/zbroker/internal/owner"
 	"github.com/zbroker/zbroker/zmtp"
 )
@@ -40,7 +41,10 @@ type Options struct {
 	// MaxValueSize bounds one update's body; larger updates are refused
 	// (the sending connection is dropped). Default 16 MiB.
 	MaxValueSize int64
-	Logger       *slog.Logger
+	// Journal keeps the map across restarts; default MemoryJournal{}.
+	// The server loads it at start and closes it when it stops.
+	Journal Journal
+	Logger  *slog.Logger
 	// Guard admits peers (see zmtp.Access); share one between services to
 	// make its limits broker-wide. Default: our own uid and root only.
 	Guard *zmtp.Guard
@@ -64,6 +68,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Journal == nil {
+		o.Journal = MemoryJournal{}
 	}
 	return o
 }
@@ -114,13 +121,25 @@ type Server struct {
 	final   Stats
 	store   *store
 	seq     uint64
-	subs    map[*zmtp.Conn]*subscriber
+	journal Journal
+	// unstored holds the updates recorded but not yet stored by the
+	// journal, in order: they are published, and snapshots answered,
+	// only once stored.
+	unstored deque.Deque[update]
+	subs     map[*zmtp.Conn]*subscriber
 	// waitingSnaps holds the subtrees a snapshot peer asked for while its
 	// previous snapshot was still being written.
 	waitingSnaps map[*zmtp.Conn][]string
 	closeOnce    sync.Once
 	producers    map[*zmtp.Conn]struct{}
 	st           Stats
+}
+
+// update is a kvmsg to publish once the journal has stored it.
+type update struct {
+	seq uint64
+	key string
+	msg [][]byte
 }
 
 // maxTopics caps the prefixes one subscriber may hold, so one peer cannot
@@ -189,6 +208,13 @@ func Start(opts Options) (*Server, error) {
 		subs:         map[*zmtp.Conn]*subscriber{},
 		waitingSnaps: map[*zmtp.Conn][]string{},
 		producers:    map[*zmtp.Conn]struct{}{},
+		journal:      opts.Journal,
+	}
+	if err := s.load(); err != nil {
+		snap.Close()
+		pub.Close()
+		coll.Close()
+		return nil, err
 	}
 	go s.run()
 	return s, nil
@@ -202,8 +228,8 @@ func (s *Server) Endpoints() Endpoints {
 // Stats returns a snapshot taken by the owning goroutine.
 func (s *Server) Stats() Stats { return owner.Ask(s.queries, s.stopped, &s.final) }
 
-// Close stops the server and returns its final state. The map lives in
-// memory only: it is gone after Close.
+// Close stops the server and returns its final state, and closes the
+// journal (the memory journal keeps nothing).
 func (s *Server) Close() Stats {
 	s.closeOnce.Do(func() { close(s.quit) })
 	<-s.stopped
@@ -219,6 +245,7 @@ func (s *Server) run() {
 	ttl := time.NewTimer(time.Hour)
 	defer ttl.Stop()
 	snapEv, pubEv, collEv := s.snap.Events(), s.pub.Events(), s.coll.Events()
+	notes := s.journal.Notes()
 	for {
 		s.armTTL(ttl)
 		select {
@@ -234,6 +261,8 @@ func (s *Server) run() {
 			s.publish(KeyHUGZ, frames(KeyHUGZ, 0, nil, nil, nil))
 		case <-ttl.C:
 			s.expire(time.Now())
+		case n := <-notes:
+			s.stored(s.journal.Handle(n))
 		case q := <-s.queries:
 			q <- s.stats()
 		case f := <-s.calls:
@@ -266,6 +295,9 @@ func (s *Server) run() {
 				}
 			}
 			<-done
+			if err := s.journal.Close(); err != nil {
+				s.log.Error("closing the journal", "err", err)
+			}
 			return
 		}
 	}
@@ -322,7 +354,7 @@ func (s *Server) onSnapshot(ev zmtp.Event) {
 	// One snapshot in flight per connection: a peer asking again before
 	// it has read the last one waits (and is not read meanwhile), so it
 	// cannot make the server hold many copies of the map.
-	if msgs, _ := ev.Conn.Queued(); msgs > 0 || len(s.waitingSnaps[ev.Conn]) > 0 {
+	if msgs, _ := ev.Conn.Queued(); msgs > 0 || len(s.waitingSnaps[ev.Conn]) > 0 || s.unstored.Len() > 0 {
 		if len(s.waitingSnaps[ev.Conn]) == 0 {
 			ev.Conn.Pause()
 		}
@@ -335,6 +367,9 @@ func (s *Server) onSnapshot(ev zmtp.Event) {
 // serveWaitingSnapshots sends the next waiting snapshot to each peer that
 // has read its last one.
 func (s *Server) serveWaitingSnapshots() {
+	if s.unstored.Len() > 0 {
+		return // a snapshot shows only what is stored
+	}
 	for c, subtrees := range s.waitingSnaps {
 		if msgs, _ := c.Queued(); msgs > 0 {
 			continue
@@ -354,14 +389,14 @@ func (s *Server) sendSnapshot(c *zmtp.Conn, subtree string) {
 	now := time.Now()
 	for _, key := range s.store.subtree(subtree) {
 		e := s.store.m[key]
-		props := e.props
-		if !e.expires.IsZero() {
+		props := e.Props
+		if !e.Expires.IsZero() {
 			// A snapshot tells what is left of the time to live.
-			left := max(e.expires.Sub(now), time.Millisecond)
+			left := max(e.Expires.Sub(now), time.Millisecond)
 			props = withProp(props, "ttl", strconv.FormatFloat(left.Seconds(), 'f', 3, 64))
 		}
 		pb, _ := encodeProps(props)
-		c.Send(frames(key, e.seq, e.uuid, pb, e.body))
+		c.Send(frames(key, e.Seq, e.UUID, pb, e.Body))
 	}
 	c.Send(frames(KeyKTHXBAI, s.seq, nil, nil, []byte(subtree)))
 }
@@ -450,16 +485,17 @@ func (s *Server) onCollector(ev zmtp.Event) {
 	}
 	s.seq++
 	s.st.Updates++
-	e := &entry{
-		seq:     s.seq,
-		uuid:    bytes.Clone(m.UUID),
-		props:   m.Props,
-		body:    bytes.Clone(m.Body),
-		expires: expires,
-	}
+	e := &entry{Entry: Entry{
+		Key:     m.Key,
+		Seq:     s.seq,
+		UUID:    bytes.Clone(m.UUID),
+		Props:   m.Props,
+		Body:    bytes.Clone(m.Body),
+		Expires: expires,
+	}}
 	pb, _ := encodeProps(m.Props)
 	s.store.put(m.Key, e)
-	s.publish(m.Key, frames(m.Key, s.seq, e.uuid, pb, e.body))
+	s.record(e.Entry, frames(m.Key, s.seq, e.UUID, pb, e.Body))
 }
 
 // expire deletes the values whose time is up and publishes the deletes.
@@ -467,8 +503,72 @@ func (s *Server) expire(now time.Time) {
 	for _, e := range s.store.expired(now) {
 		s.seq++
 		s.st.Expired++
-		s.publish(e.key, frames(e.key, s.seq, e.uuid, nil, nil))
+		s.record(Entry{Key: e.Key, Seq: s.seq, UUID: e.UUID}, frames(e.Key, s.seq, e.UUID, nil, nil))
 	}
+}
+
+// record journals a change and publishes it once stored.
+func (s *Server) record(u Entry, msg [][]byte) {
+	if s.journal.Record(u) && s.unstored.Len() == 0 {
+		s.publish(u.Key, msg)
+	} else {
+		s.unstored.PushBack(update{seq: u.Seq, key: u.Key, msg: msg})
+	}
+	if s.unstored.Len() == 0 && s.journal.CompactWanted() {
+		s.compact()
+	}
+}
+
+// stored publishes the updates the journal now has stored.
+func (s *Server) stored(through uint64) {
+	for s.unstored.Len() > 0 && s.unstored.At(0).seq <= through {
+		u := s.unstored.PopFront()
+		s.publish(u.key, u.msg)
+	}
+	if s.unstored.Len() == 0 {
+		s.serveWaitingSnapshots()
+		if s.journal.CompactWanted() {
+			s.compact()
+		}
+	}
+}
+
+func (s *Server) compact() {
+	start := time.Now()
+	if err := s.journal.Compact(s.store.all, s.seq); err != nil {
+		s.log.Error("compacting the journal; it keeps its history", "err", err)
+		return
+	}
+	s.log.Debug("journal compacted", "keys", len(s.store.m), "seq", s.seq, "took", time.Since(start))
+}
+
+// startGrace is how long after a start the values that expired while the
+// server was down are kept before their deletes are published, so that
+// clients' subscriptions have reconnected and see the deletes.
+func (s *Server) startGrace() time.Duration { return 2 * s.opts.HeartbeatInterval }
+
+// load rebuilds the map from the journal.
+func (s *Server) load() error {
+	entries, seq, err := s.journal.Load()
+	if err != nil {
+		return err
+	}
+	s.seq = seq
+	if len(entries) == 0 && seq == 0 {
+		return nil
+	}
+	now := time.Now()
+	graceEnd := now.Add(s.startGrace())
+	expired := 0
+	for _, e := range entries {
+		if !e.Expires.IsZero() && e.Expires.Before(now) {
+			e.Expires = graceEnd
+			expired++
+		}
+		s.store.put(e.Key, &entry{Entry: e})
+	}
+	s.log.Info("clone map loaded", "keys", len(s.store.m), "seq", seq, "expired_while_down", expired)
+	return nil
 }
 
 // publish sends one kvmsg to every subscriber whose prefixes match key.

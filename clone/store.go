@@ -7,15 +7,10 @@ import (
 	"time"
 )
 
-// entry is one stored key-value pair. Its frames are private copies.
+// entry is one stored key-value pair.
 type entry struct {
-	key     string
-	seq     uint64
-	uuid    []byte
-	props   []Prop // as received, "ttl" included
-	body    []byte
-	expires time.Time // zero: never
-	idx     int       // position in the expiry heap, -1 if not in it
+	Entry
+	idx int // position in the expiry heap, -1 if not in it
 }
 
 // store is the server's map plus a heap of its ephemeral entries by
@@ -33,13 +28,13 @@ func (s *store) put(key string, e *entry) {
 	if old, ok := s.m[key]; ok && old.idx >= 0 {
 		heap.Remove(&s.ttl, old.idx)
 	}
-	if len(e.body) == 0 {
+	if len(e.Body) == 0 {
 		delete(s.m, key)
 		return
 	}
-	e.key, e.idx = key, -1
+	e.Key, e.idx = key, -1
 	s.m[key] = e
-	if !e.expires.IsZero() {
+	if !e.Expires.IsZero() {
 		heap.Push(&s.ttl, e)
 	}
 }
@@ -49,19 +44,28 @@ func (s *store) nextExpiry() time.Time {
 	if len(s.ttl) == 0 {
 		return time.Time{}
 	}
-	return s.ttl[0].expires
+	return s.ttl[0].Expires
 }
 
 // expired removes and returns the entries whose values expired by now,
 // in expiry order.
 func (s *store) expired(now time.Time) []*entry {
 	var out []*entry
-	for len(s.ttl) > 0 && !s.ttl[0].expires.After(now) {
+	for len(s.ttl) > 0 && !s.ttl[0].Expires.After(now) {
 		e := heap.Pop(&s.ttl).(*entry)
-		delete(s.m, e.key)
+		delete(s.m, e.Key)
 		out = append(out, e)
 	}
 	return out
+}
+
+// all yields every live entry, for compaction.
+func (s *store) all(yield func(Entry) bool) {
+	for _, e := range s.m {
+		if !yield(e.Entry) {
+			return
+		}
+	}
 }
 
 // subtree lists the keys under prefix, sorted.
@@ -79,7 +83,7 @@ func (s *store) subtree(prefix string) []string {
 type expiryHeap []*entry
 
 func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].Expires.Before(h[j].Expires) }
 func (h expiryHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].idx, h[j].idx = i, j

@@ -94,7 +94,8 @@ type Conn struct {
 
 	mu          sync.Mutex
 	outq        []Outgoing
-	queuedMsgs  int // queued or being written
+	queuedMsgs  int           // queued or being written
+	written     atomic.Uint64 // messages of Send written in full, see Written
 	queuedBytes int64
 	paused      bool
 	pongQueued  bool  // a PONG waits in outq; further PINGs need none
@@ -164,6 +165,12 @@ func (c *Conn) Queued() (messages int, bytes int64) {
 	defer c.mu.Unlock()
 	return c.queuedMsgs, c.queuedBytes
 }
+
+// Written counts the messages accepted by Send that were written to the
+// socket in full, in Send order: an owner that counts its Sends can tell
+// which of them the peer's socket holds (a durable store marks a chunk
+// consumed only then). Once Disconnected is delivered the count is final.
+func (c *Conn) Written() uint64 { return c.written.Load() }
 
 // Pause stops reading from the peer until Resume. Messages already read
 // are still delivered. The broker uses it to hold back a client whose
@@ -505,9 +512,14 @@ func (c *Conn) writeLoop() {
 		}
 		n, err := w.write(c.nc, batch)
 		var bytes int64
+		var sent uint64
 		for _, o := range batch[:n] {
 			bytes += o.size()
+			if o.command == "" {
+				sent++
+			}
 		}
+		c.written.Add(sent)
 		c.mu.Lock()
 		c.queuedMsgs -= n
 		c.queuedBytes -= bytes

@@ -59,9 +59,9 @@ func (r *rawPeer) send(parts ...string) {
 	r.nc.Write(b)
 }
 
-// A reader that CLOSEs a pipe while its READ reply is still queued lets
-// the pipe be released; if it then dies, the unsent chunk must come back
-// (to a pipe of that name), not vanish with the released pipe.
+// A reader that CLOSEs a pipe while its READ reply is still queued does
+// not let the pipe be released (the chunk is still out); if it then dies,
+// the unsent chunk must come back, not vanish.
 func TestChunkReturnedAfterPipeReleased(t *testing.T) {
 	srv := startServer(t, Options{})
 	w := dialPeer(t, srv)
@@ -73,7 +73,7 @@ func TestChunkReturnedAfterPipeReleased(t *testing.T) {
 	r.send("OPEN", "p")
 	r.send("READ", "p")
 	r.send("CLOSE", "p")
-	waitStats(t, srv, func(s Stats) bool { return s.Pipes == 0 })
+	waitStats(t, srv, func(s Stats) bool { return s.Clients == 2 && s.Pipes == 1 && s.Chunks == 0 })
 	r.nc.Close()
 	waitStats(t, srv, func(s Stats) bool { return s.Clients == 1 && s.Chunks == 1 })
 	r2 := dialPeer(t, srv)

@@ -2,6 +2,9 @@ package zpipes
 
 import (
 	"log/slog"
+	"time"
+
+	"github.com/zbroker/zbroker/internal/deque"
 
 	"github.com/zbroker/zbroker/internal/owner"
 	"github.com/zbroker/zbroker/zmtp"
@@ -26,7 +29,10 @@ type Options struct {
 	// outstanding (waiting READs, held WRITEs) before the broker stops
 	// reading its commands. Default 1000.
 	MaxPendingReplies int
-	Logger            *slog.Logger
+	// Store keeps the queued chunks; nil: NewMemoryStore(). The server
+	// serves the pipes it recovered and closes it when it stops.
+	Store  Store
+	Logger *slog.Logger
 	// Guard admits peers (see zmtp.Access); share one between services to
 	// make its limits broker-wide. Default: our own uid and root only.
 	Guard *zmtp.Guard
@@ -74,6 +80,7 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	sock    *zmtp.Socket
+	store   Store
 	queries chan chan Stats
 	calls   chan func() // run by the owner: see SetLimits and stats.go
 	stopped chan struct{}
@@ -91,7 +98,18 @@ type Server struct {
 	pass   int // admission pass counter, see admitPipe
 	// replyBlock is the unused rest of the block chunkReply carves from.
 	replyBlock [][]byte
+	// unconfirmed holds the clients with chunks sent but not yet known
+	// to be written to their sockets; confirm checks them after every
+	// event, and confirmTimer while no events come.
+	unconfirmed  map[*client]struct{}
+	confirmTimer *time.Timer
+	scratch      []Chunk
 }
+
+// confirmEvery is how often chunks sent to readers are checked for having
+// been written when no event comes: the delay before a durable store
+// records their consumption.
+const confirmEvery = 2 * time.Millisecond
 
 // client is one connection's state.
 type client struct {
@@ -104,6 +122,22 @@ type client struct {
 	slots  []*slot
 	held   int64 // bytes (+64 each) of this client's WRITEs held back
 	paused bool
+	gone   bool
+	// sent counts messages accepted by the connection's Send; out lists
+	// the chunks among them not yet known to be written to the socket
+	// (see zmtp.Conn.Written), in order.
+	sent uint64
+	out  deque.Deque[sentChunk]
+	// storing holds the slots of WRITEs whose chunks the store has not
+	// stored yet, in order; the client is their Appends' token.
+	storing deque.Deque[*slot]
+}
+
+// sentChunk is a chunk sent to a reader as its message number seq.
+type sentChunk struct {
+	seq   uint64
+	p     *pipe
+	chunk Chunk
 }
 
 // heldReadAhead is how much of its WRITEs held back by the limits a
@@ -117,8 +151,9 @@ type slot struct {
 	env      [][]byte
 	reply    [][]byte
 	ready    bool
-	from     *pipe // a READ reply: where its chunk returns if undeliverable
-	heldBack *pipe // an unanswered WRITE held by the memory limits
+	from     *pipe  // a READ reply: the pipe its chunk was taken from
+	id       uint64 // and the chunk's store ID
+	heldBack *pipe  // an unanswered WRITE held by the memory limits
 }
 
 // newSlot makes a slot for a reply. The envelope is copied because the
@@ -139,6 +174,10 @@ var (
 // error wrapping zmtp.ErrAddrInUse if a broker of that name runs already.
 func Start(opts Options) (*Server, error) {
 	opts = opts.WithDefaults()
+	if opts.Store == nil {
+		opts.Store = NewMemoryStore()
+	}
+	recovered := opts.Store.Recovered()
 	sock, err := zmtp.Listen(opts.Endpoint, zmtp.Options{
 		SocketType:     "ROUTER",
 		MaxMessageSize: opts.MaxChunkSize + 2*MaxPipeName + 1024,
@@ -150,6 +189,7 @@ func Start(opts Options) (*Server, error) {
 		Guard:             opts.Guard,
 	})
 	if err != nil {
+		opts.Store.Close()
 		return nil, err
 	}
 	s := &Server{
@@ -162,6 +202,17 @@ func Start(opts Options) (*Server, error) {
 		clients:      map[*zmtp.Conn]*client{},
 		pipes:        map[string]*pipe{},
 		stalledPipes: map[*pipe]struct{}{},
+		store:        opts.Store,
+		unconfirmed:  map[*client]struct{}{},
+		confirmTimer: time.NewTimer(confirmEvery),
+	}
+	s.confirmTimer.Stop()
+	for _, r := range recovered {
+		p := newPipe(r.Name, s.store.Queue(r.Name))
+		p.chunks = r.Chunks
+		p.bytes = r.Bytes + int64(r.Chunks)*(int64(len(r.Name))+chunkOverhead)
+		s.total += p.bytes
+		s.pipes[p.name] = p
 	}
 	go s.run()
 	return s, nil
@@ -184,12 +235,12 @@ func (s *Server) SetLimits(pipeLimit, totalLimit int64) {
 		for p := range s.stalledPipes {
 			s.admitPipe(p)
 		}
-		s.serveRefilled()
+		s.afterEvent()
 	})
 }
 
-// Close stops the broker and returns its state at that moment; the chunks
-// it held are discarded (pipes live in memory only).
+// Close stops the broker and returns its state at that moment; the store
+// is closed, keeping what it keeps (the memory store discards all).
 func (s *Server) Close() Stats {
 	s.sock.Close()
 	<-s.stopped
@@ -199,29 +250,110 @@ func (s *Server) Close() Stats {
 func (s *Server) run() {
 	defer close(s.stopped)
 	events := s.sock.Events()
+	notes := s.store.Notes()
 	for {
 		var ev zmtp.Event
 		var ok bool
 		// Under load an event is almost always ready: take it with a
-		// plain receive, far cheaper than the two-way select below.
+		// plain receive, far cheaper than the select below.
 		select {
 		case ev, ok = <-events:
 		default:
 			select {
 			case ev, ok = <-events:
+			case n := <-notes:
+				s.complete(s.store.Handle(n))
+				s.afterEvent()
+				continue
+			case <-s.confirmTimer.C:
+				s.afterEvent()
+				continue
 			case q := <-s.queries:
+				s.confirmAll()
 				q <- s.snapshot()
 				continue
 			case f := <-s.calls:
+				s.confirmAll()
 				f()
 				continue
 			}
 		}
 		if !ok {
+			s.confirmAll()
 			s.final = s.snapshot()
+			s.closeStore()
 			return
 		}
 		s.dispatch(ev)
+	}
+}
+
+// closeStore closes the store once nothing is served any more.
+func (s *Server) closeStore() {
+	kept, err := s.store.Close()
+	if err != nil {
+		s.log.Error("closing the store", "err", err)
+	}
+	if kept.Chunks > 0 {
+		s.log.Info("chunks kept for the next start", "pipes", kept.Pipes, "chunks", kept.Chunks, "bytes", kept.Bytes)
+	}
+}
+
+// complete applies what the store completed: WRITEs stored get their OK,
+// pipes that may serve again are served.
+func (s *Server) complete(d Done) {
+	for _, tok := range d.Stored {
+		if c := tok.(*client); !c.gone {
+			s.fill(c, c.storing.PopFront(), okReply, nil, 0)
+		}
+	}
+	for _, name := range d.Ready {
+		if p := s.pipes[name]; p != nil {
+			s.refill = append(s.refill, p)
+		}
+	}
+}
+
+// afterEvent serves pipes that got chunks back or became ready, and
+// checks what the readers' sockets took.
+func (s *Server) afterEvent() {
+	for len(s.refill) > 0 {
+		p := s.refill[len(s.refill)-1]
+		s.refill = s.refill[:len(s.refill)-1]
+		s.serveWaiting(p)
+	}
+	s.confirmAll()
+}
+
+// confirmAll confirms for every reader the chunks its socket took, and
+// arms the timer if some are still on their way.
+func (s *Server) confirmAll() {
+	for c := range s.unconfirmed {
+		s.confirm(c)
+	}
+	if len(s.unconfirmed) > 0 {
+		s.confirmTimer.Reset(confirmEvery)
+	}
+}
+
+// confirm tells the stores which chunks sent to c are written in full to
+// its socket, and releases pipes that waited only for that.
+func (s *Server) confirm(c *client) {
+	written := c.conn.Written()
+	for c.out.Len() > 0 && c.out.At(0).seq <= written {
+		p := c.out.At(0).p
+		cs := s.scratch[:0]
+		for c.out.Len() > 0 && c.out.At(0).seq <= written && c.out.At(0).p == p {
+			cs = append(cs, c.out.PopFront().chunk)
+		}
+		p.q.Consumed(cs)
+		p.taken -= len(cs)
+		clear(cs)
+		s.scratch = cs[:0]
+		s.release(p)
+	}
+	if c.out.Len() == 0 {
+		delete(s.unconfirmed, c)
 	}
 }
 
@@ -245,20 +377,11 @@ func (s *Server) dispatch(ev zmtp.Event) {
 		}
 	case zmtp.Disconnected:
 		if c := s.clients[ev.Conn]; c != nil {
-			s.disconnect(c, ev.Unsent)
+			s.disconnect(c)
 		}
 		s.log.Debug("client disconnected", "conn", ev.Conn.ID(), "reason", ev.Err)
 	}
-	s.serveRefilled()
-}
-
-// serveRefilled serves the READs waiting on pipes that got chunks back.
-func (s *Server) serveRefilled() {
-	for len(s.refill) > 0 {
-		p := s.refill[len(s.refill)-1]
-		s.refill = s.refill[:len(s.refill)-1]
-		s.serveWaiting(p)
-	}
+	s.afterEvent()
 }
 
 func (s *Server) handle(c *client, frames [][]byte) {
@@ -272,13 +395,13 @@ func (s *Server) handle(c *client, frames [][]byte) {
 		if c.open[string(req.pipe)] == nil {
 			p := s.pipes[string(req.pipe)]
 			if p == nil {
-				p = newPipe(string(req.pipe))
+				p = newPipe(string(req.pipe), s.store.Queue(string(req.pipe)))
 				s.pipes[p.name] = p
 			}
 			p.openers++
 			c.open[p.name] = p
 		}
-		s.respond(c, env, okReply, nil)
+		s.respond(c, env, okReply, nil, 0)
 		return
 	}
 	p := c.open[string(req.pipe)]
@@ -289,7 +412,7 @@ func (s *Server) handle(c *client, frames [][]byte) {
 	switch req.verb {
 	case verbClose:
 		s.closePipe(c, p, true)
-		s.respond(c, env, okReply, nil)
+		s.respond(c, env, okReply, nil, 0)
 	case verbWrite:
 		s.write(c, p, env, req.chunk)
 	case verbRead:
@@ -317,7 +440,7 @@ func (s *Server) chunkReply(chunk []byte) [][]byte {
 
 func (s *Server) refuse(c *client, env [][]byte, reason string) {
 	s.log.Debug("invalid command", "conn", c.conn.ID(), "reason", reason)
-	s.respond(c, env, [][]byte{errFrame, []byte(reason)}, nil)
+	s.respond(c, env, [][]byte{errFrame, []byte(reason)}, nil, 0)
 }
 
 func (s *Server) write(c *client, p *pipe, env [][]byte, chunk []byte) {
@@ -333,23 +456,28 @@ func (s *Server) write(c *client, p *pipe, env [][]byte, chunk []byte) {
 		s.updatePause(c)
 		return
 	}
-	s.accept(c, p, chunk)
-	s.respond(c, env, okReply, nil)
-}
-
-// accept stores a chunk from writer c, or hands it straight to a waiting
-// READ.
-func (s *Server) accept(c *client, p *pipe, chunk []byte) {
-	s.counts.written++
-	if len(p.waiting) > 0 {
-		sl := p.waiting[0]
-		p.waiting[0] = nil
-		p.waiting = p.waiting[1:]
-		s.fill(p.reader, sl, s.chunkReply(chunk), p)
+	if s.accept(c, p, q, chunk) {
+		s.respond(c, env, okReply, nil, 0)
 		return
 	}
-	p.push(p.queueOf(c), chunk)
+	sl := newSlot(env)
+	c.slots = append(c.slots, sl)
+	c.storing.PushBack(sl)
+	s.updatePause(c)
+}
+
+// accept queues a chunk from writer c in the store and serves READs
+// waiting on the pipe. It reports whether the chunk is stored; if not,
+// the caller puts the WRITE's slot in c.storing, to be filled when the
+// store says it is stored.
+func (s *Server) accept(c *client, p *pipe, q *writerQueue, chunk []byte) bool {
+	s.counts.written++
+	stored := p.q.Append(q.id, chunk, c)
+	p.bytes += p.cost(chunk)
+	p.chunks++
 	s.total += p.cost(chunk)
+	s.serve(p)
+	return stored
 }
 
 func (s *Server) read(c *client, p *pipe, env [][]byte) {
@@ -359,9 +487,8 @@ func (s *Server) read(c *client, p *pipe, env [][]byte) {
 	}
 	p.reader = c
 	if len(p.waiting) == 0 {
-		if chunk, ok := p.pop(); ok {
-			s.total -= p.cost(chunk)
-			s.respond(c, env, s.chunkReply(chunk), p)
+		if ch, ok := s.take(p); ok {
+			s.respond(c, env, s.chunkReply(ch.Data), p, ch.ID)
 			s.admit(p)
 			return
 		}
@@ -371,6 +498,19 @@ func (s *Server) read(c *client, p *pipe, env [][]byte) {
 	p.waiting = append(p.waiting, sl)
 	s.updatePause(c)
 	s.admit(p)
+}
+
+// take takes the next chunk of p for its reader.
+func (s *Server) take(p *pipe) (Chunk, bool) {
+	ch, ok := p.q.Next()
+	if !ok {
+		return ch, false
+	}
+	p.bytes -= p.cost(ch.Data)
+	p.chunks--
+	p.taken++
+	s.total -= p.cost(ch.Data)
+	return ch, true
 }
 
 // admit lets held WRITEs in, oldest first, while there is room for them
@@ -385,12 +525,12 @@ func (s *Server) admit(p *pipe) {
 	}
 }
 
-// room reports whether a chunk from writer queue q may be queued in p. A
-// writer with nothing queued gets in even when the pipe is full, so a heavy
+// room reports whether a chunk from writer q may be queued in p. A writer
+// with nothing queued gets in even when the pipe is full, so a heavy
 // writer cannot hold back a light one; a pipe thus exceeds PipeLimit by at
 // most one chunk per writer. The total limit is strict.
 func (s *Server) room(p *pipe, q *writerQueue) bool {
-	return s.total < s.opts.TotalLimit && (p.bytes < s.opts.PipeLimit || q.chunks.Len() == 0)
+	return s.total < s.opts.TotalLimit && (p.bytes < s.opts.PipeLimit || p.q.Queued(q.id) == 0)
 }
 
 // admitPipe admits held WRITEs that now fit, in arrival order, skipping
@@ -407,8 +547,11 @@ func (s *Server) admitPipe(p *pipe) {
 			w.slot.heldBack = nil
 			w.q.held--
 			w.c.held -= int64(len(w.chunk)) + chunkOverhead
-			s.accept(w.c, p, w.chunk)
-			s.fill(w.c, w.slot, okReply, nil)
+			if s.accept(w.c, p, w.q, w.chunk) {
+				s.fill(w.c, w.slot, okReply, nil, 0)
+			} else {
+				w.c.storing.PushBack(w.slot)
+			}
 			continue
 		}
 		w.q.pass = s.pass
@@ -422,24 +565,25 @@ func (s *Server) admitPipe(p *pipe) {
 }
 
 // respond replies at once unless earlier replies of the client are still
-// owed, in which case the reply waits its turn.
-func (s *Server) respond(c *client, env, reply [][]byte, from *pipe) {
+// owed, in which case the reply waits its turn. A READ reply carries the
+// pipe and store ID of its chunk.
+func (s *Server) respond(c *client, env, reply [][]byte, from *pipe, id uint64) {
 	if len(c.slots) == 0 {
-		s.send(c, env, reply, from)
+		s.send(c, env, reply, from, id)
 		return
 	}
 	sl := newSlot(env)
 	c.slots = append(c.slots, sl)
-	s.fill(c, sl, reply, from)
+	s.fill(c, sl, reply, from, id)
 }
 
 // fill completes a slot and sends every reply that is now in turn.
-func (s *Server) fill(c *client, sl *slot, reply [][]byte, from *pipe) {
-	sl.reply, sl.ready, sl.from = reply, true, from
+func (s *Server) fill(c *client, sl *slot, reply [][]byte, from *pipe, id uint64) {
+	sl.reply, sl.ready, sl.from, sl.id = reply, true, from, id
 	n := 0
 	for n < len(c.slots) && c.slots[n].ready {
 		head := c.slots[n]
-		s.send(c, head.env, head.reply, head.from)
+		s.send(c, head.env, head.reply, head.from, head.id)
 		c.slots[n] = nil
 		n++
 	}
@@ -452,41 +596,38 @@ func (s *Server) fill(c *client, sl *slot, reply [][]byte, from *pipe) {
 	s.updatePause(c)
 }
 
-func (s *Server) send(c *client, env, reply [][]byte, from *pipe) {
+func (s *Server) send(c *client, env, reply [][]byte, from *pipe, id uint64) {
 	frames := reply
 	if len(env) > 0 {
 		frames = append(env[:len(env):len(env)], reply...)
 	}
-	var err error
-	if from != nil {
-		err = c.conn.SendRef(frames, from)
-	} else {
-		err = c.conn.Send(frames)
+	if err := c.conn.Send(frames); err != nil {
+		if from != nil {
+			// The reader is gone and its Disconnected event is on its
+			// way: the chunk was never handed over, so it goes back.
+			s.giveBack(from, []Chunk{{Data: reply[0], ID: id}})
+		}
+		return
 	}
-	if err != nil && from != nil {
-		// The reader is gone and its Disconnected event is on its way:
-		// the chunk was never handed over, so it goes back.
-		s.giveBack(from, [][]byte{reply[0]})
+	c.sent++
+	if from != nil {
+		c.out.PushBack(sentChunk{seq: c.sent, p: from, chunk: Chunk{Data: reply[0], ID: id}})
+		s.unconfirmed[c] = struct{}{}
 	}
 }
 
-// giveBack re-queues chunks that never reached their reader. A READ
-// waiting on the pipe (from a new reader) is served after the current
-// event, outside any reply loop.
-func (s *Server) giveBack(p *pipe, chunks [][]byte) {
-	// The pipe may have been released (its reader CLOSEd it while these
-	// replies were still queued) and perhaps opened anew since: the
-	// chunks go to whatever pipe now has the name.
-	if cur := s.pipes[p.name]; cur != nil {
-		p = cur
-	} else {
-		s.pipes[p.name] = p
-	}
-	p.giveBack(chunks)
+// giveBack re-queues chunks taken from p that never reached their reader,
+// ahead of all others. A READ waiting on the pipe (from a new reader) is
+// served after the current event, outside any reply loop.
+func (s *Server) giveBack(p *pipe, chunks []Chunk) {
+	p.q.Return(chunks)
 	s.counts.returned += uint64(len(chunks))
 	for _, ch := range chunks {
-		s.total += p.cost(ch)
+		p.bytes += p.cost(ch.Data)
+		s.total += p.cost(ch.Data)
 	}
+	p.chunks += len(chunks)
+	p.taken -= len(chunks)
 	s.refill = append(s.refill, p)
 	s.log.Debug("chunks returned to pipe", "pipe", p.name, "chunks", len(chunks))
 }
@@ -522,7 +663,7 @@ func (s *Server) closePipe(c *client, p *pipe, answer bool) {
 		p.waiting = nil
 		for _, sl := range waiting {
 			if answer {
-				s.fill(c, sl, [][]byte{errFrame, []byte("pipe closed while READ was waiting")}, nil)
+				s.fill(c, sl, [][]byte{errFrame, []byte("pipe closed while READ was waiting")}, nil, 0)
 			}
 		}
 	}
@@ -535,40 +676,42 @@ func (s *Server) closePipe(c *client, p *pipe, answer bool) {
 func (s *Server) release(p *pipe) {
 	if p.idle() && s.pipes[p.name] == p {
 		delete(s.pipes, p.name)
+		delete(s.stalledPipes, p)
+		p.q.Release()
 	}
 }
 
-// disconnect forgets a connection. Chunks read for it but never written
+// disconnect forgets a connection. Chunks taken for it but never written
 // to its socket go back to their pipes, ahead of everything else, in the
-// order they were read; WRITEs it had held back were never acknowledged
+// order they were taken; WRITEs it had held back were never acknowledged
 // and are dropped.
-func (s *Server) disconnect(c *client, unsent []zmtp.Outgoing) {
+func (s *Server) disconnect(c *client) {
 	delete(s.clients, c.conn)
-	back := map[*pipe][][]byte{}
-	for _, o := range unsent {
-		if p, ok := o.Ref.(*pipe); ok {
-			back[p] = append(back[p], o.Frames[len(o.Frames)-1])
-		}
+	c.gone = true
+	s.confirm(c) // the count of written messages is final now
+	back := map[*pipe][]Chunk{}
+	for c.out.Len() > 0 {
+		o := c.out.PopFront()
+		back[o.p] = append(back[o.p], o.chunk)
 	}
+	delete(s.unconfirmed, c)
 	dropped := 0
 	for _, sl := range c.slots {
 		switch {
 		case sl.ready && sl.from != nil:
-			back[sl.from] = append(back[sl.from], sl.reply[0])
+			back[sl.from] = append(back[sl.from], Chunk{Data: sl.reply[0], ID: sl.id})
 		case sl.heldBack != nil:
 			p := sl.heldBack
 			for i, w := range p.stalled {
 				if w.slot == sl {
 					w.q.held--
 					p.stalled = append(p.stalled[:i], p.stalled[i+1:]...)
-					p.dropIfUnused(w.q)
 					break
 				}
 			}
 			if len(p.stalled) == 0 {
 				delete(s.stalledPipes, p)
 			}
-			s.release(p) // the held WRITE may have been all that kept it
 			dropped++
 		}
 	}
@@ -579,26 +722,34 @@ func (s *Server) disconnect(c *client, unsent []zmtp.Outgoing) {
 	for _, p := range c.open {
 		s.closePipe(c, p, false)
 	}
-	for p := range back {
-		s.release(p)
+	for _, p := range s.pipes {
+		if q := p.writers[c]; q != nil {
+			p.dropIfUnused(q)
+			s.release(p)
+		}
 	}
 	if dropped > 0 {
 		s.log.Warn("client gone with unacknowledged WRITEs held by the memory limit; dropped them", "conn", c.conn.ID(), "writes", dropped)
 	}
 }
 
-// serveWaiting hands queued chunks to READs waiting on p.
+// serveWaiting hands queued chunks to READs waiting on p, then admits
+// held WRITEs that now fit.
 func (s *Server) serveWaiting(p *pipe) {
+	s.serve(p)
+	s.admit(p)
+}
+
+// serve hands queued chunks to READs waiting on p.
+func (s *Server) serve(p *pipe) {
 	for len(p.waiting) > 0 {
-		chunk, ok := p.pop()
+		ch, ok := s.take(p)
 		if !ok {
 			return
 		}
-		s.total -= p.cost(chunk)
 		sl := p.waiting[0]
 		p.waiting[0] = nil
 		p.waiting = p.waiting[1:]
-		s.fill(p.reader, sl, s.chunkReply(chunk), p)
+		s.fill(p.reader, sl, s.chunkReply(ch.Data), p, ch.ID)
 	}
-	s.admit(p)
 }

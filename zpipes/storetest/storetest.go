@@ -1,0 +1,176 @@
+// Package storetest checks that a zpipes.Store keeps the contract the
+// server relies on (order, fair queuing, give-back, release), so every
+// backend runs the same tests.
+package storetest
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/zbroker/zbroker/zpipes"
+)
+
+// Run runs the contract tests; open returns a new, empty store.
+func Run(t *testing.T, open func(t *testing.T) zpipes.Store) {
+	t.Run("GiveBackOrder", func(t *testing.T) { giveBackOrder(t, open(t)) })
+	t.Run("RoundRobin", func(t *testing.T) { roundRobin(t, open(t)) })
+	t.Run("Release", func(t *testing.T) { release(t, open(t)) })
+}
+
+// Settle passes the store's notes to Handle until every Append with a
+// token is stored, and returns the stored tokens in order.
+func Settle(t *testing.T, s zpipes.Store, pending int) []any {
+	t.Helper()
+	var stored []any
+	for len(stored) < pending {
+		d := s.Handle(<-s.Notes())
+		stored = append(stored, d.Stored...)
+	}
+	return stored
+}
+
+// appendAll appends and waits until all are stored.
+func appendAll(t *testing.T, s zpipes.Store, q zpipes.Queue, w zpipes.WriterID, chunks ...string) {
+	t.Helper()
+	pending := 0
+	for _, c := range chunks {
+		if !q.Append(w, []byte(c), c) {
+			pending++
+		}
+	}
+	stored := Settle(t, s, pending)
+	for i, tok := range stored {
+		if want := chunks[len(chunks)-pending+i]; tok != want {
+			t.Fatalf("stored token %d = %v, want %v (tokens come back in Append order)", i, tok, want)
+		}
+	}
+}
+
+// next takes a chunk, settling notes while the store says it has none
+// ready although some are queued.
+func next(t *testing.T, s zpipes.Store, q zpipes.Queue) (zpipes.Chunk, bool) {
+	t.Helper()
+	ch, ok := q.Next()
+	if !ok && s.Notes() != nil {
+		select {
+		case n := <-s.Notes():
+			s.Handle(n)
+			return q.Next()
+		default:
+		}
+	}
+	return ch, ok
+}
+
+// Chunks given back come first, in the order given, then the rest in
+// order, across many growths of the queues.
+func giveBackOrder(t *testing.T, s zpipes.Store) {
+	defer s.Close()
+	q := s.Queue("p")
+	w := q.NewWriter()
+	nextIn, want := 0, 0
+	for round := 0; round < 5; round++ {
+		var batch []string
+		for i := 0; i < 3000; i++ {
+			batch = append(batch, fmt.Sprint(nextIn))
+			nextIn++
+		}
+		appendAll(t, s, q, w, batch...)
+		var taken []zpipes.Chunk
+		for i := 0; i < 2500; i++ {
+			ch, ok := next(t, s, q)
+			if !ok || string(ch.Data) != fmt.Sprint(want) {
+				t.Fatalf("Next = %q %v, want %d", ch.Data, ok, want)
+			}
+			taken = append(taken, ch)
+			want++
+		}
+		q.Consumed(taken)
+	}
+	a, _ := next(t, s, q)
+	b, _ := next(t, s, q)
+	q.Return([]zpipes.Chunk{a, b})
+	a2, _ := next(t, s, q)
+	b2, _ := next(t, s, q)
+	if string(a2.Data) != string(a.Data) || string(b2.Data) != string(b.Data) {
+		t.Fatalf("after Return got %q %q, want %q %q", a2.Data, b2.Data, a.Data, b.Data)
+	}
+	q.Consumed([]zpipes.Chunk{a2, b2})
+	if got, _ := next(t, s, q); string(got.Data) != fmt.Sprint(want+2) {
+		t.Fatalf("after Return Next = %q, want %d", got.Data, want+2)
+	}
+	if n := q.Queued(w); n != nextIn-want-3 {
+		t.Fatalf("Queued = %d, want %d", n, nextIn-want-3)
+	}
+}
+
+// A heavy writer's backlog must not delay a light writer by more than one
+// round, and each writer keeps its own order.
+func roundRobin(t *testing.T, s zpipes.Store) {
+	defer s.Close()
+	q := s.Queue("p")
+	heavy, light := q.NewWriter(), q.NewWriter()
+	if heavy == light {
+		t.Fatal("NewWriter returned the same ID twice")
+	}
+	var hs []string
+	for i := 0; i < 5000; i++ {
+		hs = append(hs, fmt.Sprintf("h%d", i))
+	}
+	appendAll(t, s, q, heavy, hs...)
+	appendAll(t, s, q, light, "l0")
+	var got []string
+	var taken []zpipes.Chunk
+	for {
+		ch, ok := next(t, s, q)
+		if !ok {
+			break
+		}
+		taken = append(taken, ch)
+		got = append(got, string(ch.Data))
+	}
+	q.Consumed(taken)
+	if len(got) != 5001 || q.Queued(heavy) != 0 || q.Queued(light) != 0 {
+		t.Fatalf("drained %d chunks, %d+%d left", len(got), q.Queued(heavy), q.Queued(light))
+	}
+	pos := -1
+	for i, c := range got {
+		if c == "l0" {
+			pos = i
+		}
+	}
+	if pos < 0 || pos > 2 {
+		t.Fatalf("light writer's chunk served at position %d", pos)
+	}
+	h := 0
+	for _, c := range got {
+		if c == "l0" {
+			continue
+		}
+		if c != fmt.Sprintf("h%d", h) {
+			t.Fatalf("heavy writer out of order: got %s, want h%d", c, h)
+		}
+		h++
+	}
+}
+
+// A released pipe's queue starts empty when the name is used again.
+func release(t *testing.T, s zpipes.Store) {
+	defer s.Close()
+	q := s.Queue("p")
+	w := q.NewWriter()
+	appendAll(t, s, q, w, "a")
+	ch, ok := next(t, s, q)
+	if !ok || string(ch.Data) != "a" {
+		t.Fatalf("Next = %q %v", ch.Data, ok)
+	}
+	q.Consumed([]zpipes.Chunk{ch})
+	q.Release()
+	q = s.Queue("p")
+	if ch, ok := next(t, s, q); ok {
+		t.Fatalf("released pipe still has %q", ch.Data)
+	}
+	if s.Queue("p") != q {
+		t.Fatal("Queue returned a different queue for the same name")
+	}
+}
