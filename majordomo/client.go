@@ -45,6 +45,9 @@ type Client struct {
 	conn     *zmtp.Conn
 	in       chan inbound
 	done     chan struct{}
+	// optIns counts MMIFailures answers still owed on this connection,
+	// which Recv must not return as replies.
+	optIns int
 }
 
 type inbound struct {
@@ -95,7 +98,7 @@ func (c *Client) reset() {
 	if c.conn != nil {
 		c.conn.Close()
 		close(c.done)
-		c.conn, c.in, c.done = nil, nil, nil
+		c.conn, c.in, c.done, c.optIns = nil, nil, nil, 0
 	}
 }
 
@@ -105,6 +108,12 @@ func (c *Client) connect(ctx context.Context) error {
 	}
 	conn, err := zmtp.Dial(ctx, c.endpoint, zmtp.Options{SocketType: "DEALER", Logger: c.opts.Logger, BrokerUID: c.opts.BrokerUID})
 	if err != nil {
+		return err
+	}
+	// Ask for failure replies before anything else; the broker reads the
+	// connection in order, so no round trip is needed.
+	if err := conn.Send(encodeClientRequest(c.opts.Version, MMIFailures, [][]byte{[]byte("on")})); err != nil {
+		conn.Close()
 		return err
 	}
 	in, done := make(chan inbound, 16), make(chan struct{})
@@ -121,7 +130,7 @@ func (c *Client) connect(ctx context.Context) error {
 			}
 		}
 	}()
-	c.conn, c.in, c.done = conn, in, done
+	c.conn, c.in, c.done, c.optIns = conn, in, done, 1
 	return nil
 }
 
@@ -234,7 +243,11 @@ func (c *Client) attempt(ctx context.Context, req [][]byte, service string, part
 				continue
 			}
 			if string(m.service) != service {
-				c.log.Debug("reply for another service dropped", "service", printable(m.service))
+				if c.optIns > 0 && string(m.service) == MMIFailures {
+					c.optIns--
+				} else {
+					c.log.Debug("reply for another service dropped", "service", printable(m.service))
+				}
 				continue
 			}
 			if m.kind == kClientPartial {
@@ -287,6 +300,10 @@ func (c *Client) Recv(ctx context.Context) (Reply, error) {
 			}
 			if fe := failureOf(&m); fe != nil {
 				return Reply{Service: fe.Service, Final: true}, fe
+			}
+			if c.optIns > 0 && string(m.service) == MMIFailures {
+				c.optIns--
+				continue
 			}
 			return Reply{Service: string(m.service), Body: cloneList(m.body), Final: m.kind == kFinal}, nil
 		}

@@ -47,19 +47,31 @@
 // kept per service and per client connection and served round robin
 // between clients (FIFO within one client), so a client with a backlog
 // does not hold up others. A client connection with Options.MaxPending
-// requests waiting or in progress is not read further until replies go
-// out: backpressure on that client only.
+// requests waiting or in progress is not read further until workers
+// answer some: backpressure on that client only. A client may send any
+// number of requests before it reads a reply (the zguide's mdclient2
+// does): its replies wait for it up to Options.ClientQueueLimit bytes
+// (default 64 MiB; zbroker --mdp-client-queue), and only past that is the
+// client not read until it reads replies. No count of messages stops a
+// client, so a client blocked sending while it has not started reading
+// cannot deadlock.
 //
 // # Heartbeats and failures
 //
 // The broker sends HEARTBEAT to every worker it has sent nothing else to
 // for Options.HeartbeatInterval (default 2500 ms), and counts any message
-// from a worker as a heartbeat. A worker silent for HeartbeatLiveness
-// intervals (default 3) is expired: the broker sends it DISCONNECT, forgets
-// it, and puts its request back at the front of the queue for another
-// worker. Workers must therefore keep heartbeating while they work (the Go
-// Worker does; a single-threaded worker whose handler outlasts the
-// liveness window is expired and its request handed to another worker).
+// from a worker as a heartbeat. An idle worker silent for
+// HeartbeatLiveness intervals (default 3) is expired: the broker sends it
+// DISCONNECT and forgets it.
+//
+// A worker holding a request is not expired for silence until
+// Options.BusyTimeout (default 15 minutes; zbroker --mdp-busy-timeout),
+// counted from the request or its last message, whichever is later:
+// single-threaded workers such as the zguide's mdwrkapi send nothing while
+// their handler runs. A request is never given to a second worker while
+// the first holds it on a live connection; when a busy worker does reach
+// the busy timeout it is expired and the request fails (504) rather than
+// run twice. The Go Worker heartbeats while its handler runs.
 //
 // A worker whose connection ends is noticed at once, from the transport's
 // Disconnected event, and its request is re-dispatched immediately, not
@@ -78,11 +90,26 @@
 // from clients are logged (the first few per connection at Warn, then at
 // Debug) and dropped; nothing malformed affects any other peer.
 //
-// # Failure replies
+// # Failure replies (opt-in)
 //
-// When the broker cannot get a reply for a request it answers, in the
-// request's own version and envelope, with a reply from the reserved
-// service "mmi.error" (ErrorService) whose body is three frames:
+// RFC 7 and 18 define no failure reply: a request the broker cannot get a
+// reply for simply gets none, and the client times out and retries. That
+// is what a client gets unless it asks for failure replies, so clients
+// written to the RFCs (the zguide's mdcliapi asserts that a reply names the
+// service it asked for; mdcliapi2 does not look) are never surprised.
+//
+// A client asks by sending, on its connection, a request to the service
+// "mmi.failures" (MMIFailures) with the body "on"; the broker answers
+// "200" ("400" for a body other than "on" or "off"; "off" switches them
+// off again). It applies to the requests that follow on that connection
+// (the broker reads a connection in order, so the client need not wait
+// for the answer), and must be sent again on every new connection. The Go
+// Client does this on each connection it makes.
+//
+// The broker then answers such a client, when it cannot get a reply for a
+// request, in the request's own version and envelope, with a reply from
+// the reserved service "mmi.error" (ErrorService) whose body is three
+// frames:
 //
 //	CODE  REQUESTED-SERVICE  REASON
 //
@@ -96,11 +123,12 @@
 // error, which it is. Codes:
 //
 //	400  the request was malformed but answerable (no body frame)
-//	502  workers died or were expired MaxAttempts times while holding the
-//	     request, or a 0.2 worker was lost after streaming PARTIALs
+//	502  workers died MaxAttempts times while holding the request, or a
+//	     0.2 worker was lost after streaming PARTIALs
 //	503  the service already has RequestQueueLimit requests waiting
 //	504  no worker took the request within RequestTimeout (default 30s;
-//	     counted each time the request is queued)
+//	     counted each time the request is queued), or the worker holding
+//	     it was silent for BusyTimeout
 //
 // The Go Client returns failures as *ServiceError.
 //
@@ -112,6 +140,8 @@
 //	mmi.service NAME   "200" if NAME has at least one worker, else "404"
 //	mmi.workers NAME   the number of workers of NAME, in decimal ("0", "3");
 //	                   a zbroker extension
+//	mmi.failures on|off  "200": failure replies on or off for this
+//	                   connection (see above); a zbroker extension
 //	mmi.anything-else  "501"
 //
 // # Go client and worker

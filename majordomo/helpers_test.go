@@ -154,6 +154,14 @@ func dialRaw(t testing.TB, endpoint string) *rawPeer {
 	return p
 }
 
+// optIn asks for failure replies on this connection (MMIFailures).
+func (p *rawPeer) optIn() *rawPeer {
+	p.t.Helper()
+	p.send("MDPC02", "\x01", MMIFailures, "on")
+	expect(p.t, "opt-in answer", p.recv(), "MDPC02|\x03|"+MMIFailures+"|200")
+	return p
+}
+
 func (p *rawPeer) send(parts ...string) {
 	p.t.Helper()
 	if err := p.c.Send(frames(parts...)); err != nil {

@@ -73,6 +73,12 @@ const (
 	// MMIWorkers answers how many workers the service named by the first
 	// body frame has, in decimal ("0", "3"). A zbroker extension.
 	MMIWorkers = "mmi.workers"
+	// MMIFailures with body "on" asks the broker for failure replies
+	// (ErrorService) on this connection, from the next request on; "off"
+	// stops them. It answers "200" ("400" for another body). Without it a
+	// request the broker cannot get a reply for gets none, as RFC 7 and
+	// 18 define. A zbroker extension.
+	MMIFailures = "mmi.failures"
 	// ErrorService is the service frame of a failure reply: the broker
 	// could not get a reply for the request. No worker can reply under
 	// this name (workers may not register mmi.* services), so a client

@@ -40,14 +40,24 @@ type Options struct {
 	// workers die or expire while holding it; then it gets a 502 failure
 	// reply. Default 3.
 	MaxAttempts int
+	// BusyTimeout is how long a worker holding a request may stay silent
+	// (no reply, no heartbeat) on a live connection before it is expired:
+	// single-threaded workers such as the zguide's mdwrkapi do not
+	// heartbeat while they work. Its request then fails (504) instead of
+	// going to another worker, as the first may still be working on it.
+	// Default 15 minutes.
+	BusyTimeout time.Duration
 	// MaxPending bounds the requests of one client connection that are
-	// waiting or being worked on; past it the broker stops reading that
-	// connection until replies go out (backpressure, nobody else waits).
+	// waiting for a worker or being worked on; past it the broker stops
+	// reading that connection until workers answer some (backpressure on
+	// that client only; it does not depend on the client reading).
 	// Default 1000.
 	MaxPending int
 	// ClientQueueLimit bounds the bytes of replies waiting to be written
-	// to one client; past it a worker streaming PARTIALs to that client
-	// is not read until the client has read half of them. Default 16 MiB.
+	// to one client. Past it the broker stops reading that client (it
+	// may pipeline any number of requests before reading replies, up to
+	// this many bytes of replies), and a worker streaming PARTIALs to it
+	// is not read until the client has read half of them. Default 64 MiB.
 	ClientQueueLimit int64
 	// MaxMessageSize bounds one incoming message; a peer sending more is
 	// disconnected by the transport. Default 256 MiB.
@@ -82,6 +92,9 @@ func (o Options) WithDefaults() Options {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 3
 	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 15 * time.Minute
+	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = 1000
 	}
@@ -89,7 +102,7 @@ func (o Options) WithDefaults() Options {
 		o.MaxMessageSize = 256 << 20
 	}
 	if o.ClientQueueLimit <= 0 {
-		o.ClientQueueLimit = 16 << 20
+		o.ClientQueueLimit = 64 << 20
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -144,6 +157,10 @@ type peer struct {
 	pending int // requests waiting or held by a worker
 	paused  bool
 	bad     int // malformed messages seen, to limit logging
+	// wantsFailures: the client asked for failure replies (MMIFailures).
+	// Others get only what RFC 7/18 define: no reply, so they time out
+	// and retry.
+	wantsFailures bool
 }
 
 type clientQueue struct {
@@ -171,6 +188,7 @@ type worker struct {
 	version  Version
 	service  *service
 	current  *request
+	assigned time.Time // when current was given to it
 	lastRecv time.Time
 	lastSent time.Time
 	// streamHeld: the worker is not being read because the client it
@@ -225,9 +243,16 @@ func Start(opts Options) (*Server, error) {
 	sock, err := zmtp.Listen(opts.Endpoint, zmtp.Options{
 		SocketType:     "ROUTER",
 		MaxMessageSize: opts.MaxMessageSize,
-		EventBuffer:    256,
-		Logger:         opts.Logger,
-		Guard:          opts.Guard,
+		// A client may send all its requests before reading any reply
+		// (the zguide's mdclient2): its replies are bounded by bytes,
+		// not by libzmq's customary 1,000 messages, which would stop
+		// reading it while it is blocked sending: a deadlock. The
+		// message bound only charges tiny replies their real memory.
+		SendQueueBytes:    opts.ClientQueueLimit,
+		SendQueueMessages: int(max(opts.ClientQueueLimit/minReplyCost, 1)),
+		EventBuffer:       256,
+		Logger:            opts.Logger,
+		Guard:             opts.Guard,
 	})
 	if err != nil {
 		return nil, err
@@ -343,6 +368,10 @@ func (s *Server) event(ev zmtp.Event) {
 	}
 }
 
+// minReplyCost is the memory a queued reply costs at least (frame list,
+// headers, transport bookkeeping), whatever its body.
+const minReplyCost = 64
+
 func (s *Server) handle(p *peer, frames [][]byte) {
 	if w := p.worker; w != nil {
 		w.lastRecv = s.now // any message from a worker counts as a heartbeat
@@ -353,7 +382,9 @@ func (s *Server) handle(p *peer, frames [][]byte) {
 		case err.replyable:
 			s.logBad(p, err.reason)
 			s.failures[CodeBadRequest]++
-			p.conn.Send(encodeFailure(m.version, m.env, CodeBadRequest, m.service, err.reason))
+			if p.wantsFailures {
+				p.conn.Send(encodeFailure(m.version, m.env, CodeBadRequest, m.service, err.reason))
+			}
 		case !m.client && m.version != 0 && p.worker != nil:
 			// A registered worker that breaks the protocol is no longer
 			// trusted with requests (RFC 7: treat that peer as invalid).
@@ -406,8 +437,12 @@ func (s *Server) request(p *peer, m *message) {
 	svc := s.serviceFor(m.service)
 	if svc.nidle == 0 && svc.queued >= s.opts.RequestQueueLimit {
 		s.failures[CodeQueueFull]++
-		p.conn.Send(encodeFailure(m.version, m.env, CodeQueueFull, svc.name,
-			fmt.Sprintf("%d requests already waiting for a worker", svc.queued)))
+		why := fmt.Sprintf("%d requests already waiting for a worker", svc.queued)
+		if p.wantsFailures {
+			p.conn.Send(encodeFailure(m.version, m.env, CodeQueueFull, svc.name, why))
+		} else {
+			s.log.Debug("request dropped", "conn", p.conn.ID(), "mdp_service", printable(svc.name), "code", CodeQueueFull, "reason", why)
+		}
 		return
 	}
 	s.nextID++
@@ -441,6 +476,16 @@ func (s *Server) mmi(p *peer, m *message) {
 			n = svc.workers
 		}
 		answer = strconv.Itoa(n)
+	case MMIFailures:
+		answer = "200"
+		switch string(m.body[0]) {
+		case "on":
+			p.wantsFailures = true
+		case "off":
+			p.wantsFailures = false
+		default:
+			answer = "400"
+		}
 	default:
 		answer = "501"
 	}
@@ -494,7 +539,7 @@ func (s *Server) dispatch(svc *service) {
 }
 
 func (s *Server) assign(w *worker, r *request) {
-	w.current = r
+	w.current, w.assigned = r, s.now
 	r.attempts++
 	s.inflight++
 	w.peer.conn.SendRef(encodeWorkerRequest(w.version, w.env, r.addr, r.body), r)
@@ -621,16 +666,21 @@ func (s *Server) reply(r *request, body [][]byte) {
 	p.conn.Send(encodeClientReply(r.version, r.env, true, r.service.name, body))
 }
 
+// fail ends a request that will get no reply from a worker: with a
+// failure reply if its client asked for them, else silently (RFC 7 and 18
+// clients time out and retry).
 func (s *Server) fail(r *request, code, reason string) {
 	p := r.client
 	if p.gone {
 		return
 	}
-	s.log.Debug("request failed", "conn", p.conn.ID(), "mdp_service", printable(r.service.name), "code", code, "reason", reason)
+	s.log.Debug("request failed", "conn", p.conn.ID(), "mdp_service", printable(r.service.name), "code", code, "reason", reason, "reply", p.wantsFailures)
 	s.failures[code]++
 	p.pending--
 	s.updatePause(p)
-	p.conn.Send(encodeFailure(r.version, r.env, code, r.service.name, reason))
+	if p.wantsFailures {
+		p.conn.Send(encodeFailure(r.version, r.env, code, r.service.name, reason))
+	}
 }
 
 // updatePause stops reading a peer while it has too many requests
@@ -678,7 +728,7 @@ func clientQueued(r *request) int64 {
 }
 
 func (s *Server) onTick() {
-	expiry := s.opts.HeartbeatInterval * time.Duration(s.opts.HeartbeatLiveness)
+	idleExpiry := s.opts.HeartbeatInterval * time.Duration(s.opts.HeartbeatLiveness)
 	s.expired = s.expired[:0]
 	for w := range s.workers {
 		if w.peer.paused {
@@ -692,7 +742,17 @@ func (s *Server) onTick() {
 				s.updatePause(w.peer)
 			}
 		}
-		if s.now.Sub(w.lastRecv) > expiry {
+		// A worker holding a request may be a single-threaded one that
+		// cannot heartbeat until it is done; its connection's end is
+		// reported at once, so only a long silence expires it.
+		expiry, heard := idleExpiry, w.lastRecv
+		if w.current != nil {
+			expiry = max(expiry, s.opts.BusyTimeout)
+			if w.assigned.After(heard) {
+				heard = w.assigned
+			}
+		}
+		if s.now.Sub(heard) > expiry {
 			s.expired = append(s.expired, w)
 			continue
 		}
@@ -702,10 +762,21 @@ func (s *Server) onTick() {
 		}
 	}
 	for i, w := range s.expired {
-		if w.peer.worker == w { // not removed meanwhile
-			s.removeWorker(w, "heartbeat expired", true)
-		}
 		s.expired[i] = nil
+		if w.peer.worker != w { // removed meanwhile
+			continue
+		}
+		r := w.current
+		if r == nil {
+			s.removeWorker(w, "heartbeat expired", true)
+			continue
+		}
+		// It may still be working on r: giving r to another worker
+		// could run it twice.
+		w.current = nil
+		s.inflight--
+		s.removeWorker(w, "silent while busy for the busy timeout", true)
+		s.fail(r, CodeTimeout, fmt.Sprintf("worker gave no reply or heartbeat for %v", s.opts.BusyTimeout))
 	}
 	if s.queued > 0 {
 		s.sweep()

@@ -127,7 +127,7 @@ func TestFailureReplies(t *testing.T) {
 		}
 	}
 	// Wire form, and the queue limit.
-	c := dialRaw(t, srv.Endpoint())
+	c := dialRaw(t, srv.Endpoint()).optIn()
 	for i := 0; i < 3; i++ {
 		c.send("", "MDPC01", "nobody", strconv.Itoa(i))
 	}
@@ -199,7 +199,7 @@ func TestWorkerLostMidRequest(t *testing.T) {
 // Workers that keep dying: after MaxAttempts the client gets a 502.
 func TestMaxAttempts(t *testing.T) {
 	srv := startBroker(t, Options{MaxAttempts: 2})
-	c := dialRaw(t, srv.Endpoint())
+	c := dialRaw(t, srv.Endpoint()).optIn()
 	c.send("", "MDPC01", "svc", "poison")
 	for i := 0; i < 2; i++ {
 		w := dialRaw(t, srv.Endpoint())
@@ -218,7 +218,7 @@ func TestWorkerLostMidStream(t *testing.T) {
 	w := dialRaw(t, srv.Endpoint())
 	w.send("MDPW02", "\x01", "svc")
 	waitWorkers(t, srv, 1)
-	c := dialRaw(t, srv.Endpoint())
+	c := dialRaw(t, srv.Endpoint()).optIn()
 	c.send("MDPC02", "\x01", "svc", "go")
 	req := w.recvFrames()
 	w.c.Send([][]byte{[]byte("MDPW02"), {3}, req[2], {}, []byte("p1")})
@@ -458,4 +458,34 @@ func TestTCPEndpoint(t *testing.T) {
 	if got, err := c.Call(testCtx(t, 5*time.Second), "echo", []byte("over tcp")); err != nil || join(got) != "over tcp" {
 		t.Fatalf("%q %v", got, err)
 	}
+}
+
+// RFC 7 and 18 define no failure reply: a client that has not asked for
+// them (MMIFailures) gets nothing for a request the broker cannot answer,
+// in any of the failure cases, and can switch them on and off.
+func TestNoFailureRepliesUnasked(t *testing.T) {
+	srv := startBroker(t, Options{RequestTimeout: 100 * time.Millisecond, RequestQueueLimit: 1, MaxAttempts: 1})
+	c := dialRaw(t, srv.Endpoint())
+	c.send("", "MDPC01", "nobody", "1") // times out (504)
+	c.send("", "MDPC01", "nobody", "2") // queue full (503)
+	c.send("MDPC02", "\x01", "nobody")  // no body (400)
+	w := dialRaw(t, srv.Endpoint())
+	w.send("MDPW02", "\x01", "svc")
+	waitWorkers(t, srv, 1)
+	c.send("MDPC02", "\x01", "svc", "x")
+	w.recvFrames()
+	w.c.Close() // worker lost, no attempts left (502)
+	waitStats(t, srv, "requests ended", func(st Stats) bool { return st.Queued == 0 && st.InFlight == 0 && st.Workers == 0 })
+	c.silent(300 * time.Millisecond)
+
+	c.send("MDPC02", "\x01", MMIFailures, "maybe")
+	expect(t, "bad opt-in", c.recv(), "MDPC02|\x03|mmi.failures|400")
+	c.optIn()
+	c.send("", "MDPC01", "nobody", "3")
+	got := c.recvFrames()
+	expect(t, "after opt-in", join(got[:5]), "|MDPC01|mmi.error|504|nobody")
+	c.send("", "MDPC01", MMIFailures, "off")
+	expect(t, "opt-out", c.recv(), "|MDPC01|mmi.failures|200")
+	c.send("", "MDPC01", "nobody", "4")
+	c.silent(300 * time.Millisecond)
 }

@@ -95,6 +95,7 @@ func (b *broker) flags(fs *flag.FlagSet) {
 	fs.IntVar(&mdp.HeartbeatLiveness, "mdp-liveness", 3, "silent heartbeat intervals before a worker is expired")
 	fs.DurationVar(&mdp.RequestTimeout, "mdp-request-timeout", 30*time.Second, "how long a request waits for a worker before a 504 failure reply")
 	fs.IntVar(&mdp.RequestQueueLimit, "mdp-queue-limit", 10000, "requests waiting per service before new ones get a 503 failure reply (reloadable)")
+	majordomoFlags(fs, mdp)
 
 	kv := &b.kv
 	fs.StringVar(&kv.SnapshotEndpoint, "clone-snapshot", "", "serve Clone snapshots (ICANHAZ?) on this `endpoint` instead of ipc://@/clone/NAME/snapshot")

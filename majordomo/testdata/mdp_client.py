@@ -3,7 +3,10 @@
 object with what it received (frames decoded as latin-1) and exits 0, or
 fails with status 1.
 
-usage: mdp_client.py ENDPOINT VERSION MODE SERVICE [ARGS...] [--socket req|dealer]
+usage: mdp_client.py ENDPOINT VERSION MODE SERVICE [ARGS...] [--socket req|dealer] [--failures]
+
+  --failures            first ask zbroker for failure replies (a request
+                        to mmi.failures with body "on"; answer "200")
 
   call SERVICE BODY...  one request; prints {"service", "body", "partials"}
   seq SERVICE COUNT     COUNT requests one after the other with body
@@ -72,9 +75,14 @@ def main():
     p.add_argument("service")
     p.add_argument("args", nargs="*")
     p.add_argument("--socket", choices=("req", "dealer"))
+    p.add_argument("--failures", action="store_true")
     a = p.parse_args()
     kind = a.socket or ("req" if a.version == 1 and a.mode in ("call", "seq") else "dealer")
     c = Client(a.endpoint, a.version, kind)
+    if a.failures:
+        svc, body, _ = c.call(b"mmi.failures", [b"on"])
+        if svc != b"mmi.failures" or body != [b"200"]:
+            mdp.fail("opt-in answered %r %r" % (svc, body))
     service = a.service.encode()
     out = {}
     if a.mode == "call":
