@@ -16,7 +16,7 @@ func TestSnapshotServicesQueuesAndFailures(t *testing.T) {
 	w := dialRaw(t, srv.Endpoint())
 	w.send("MDPW02", "\x01", "busy")
 	waitWorkers(t, srv, 1)
-	c := dialRaw(t, srv.Endpoint())
+	c := dialRaw(t, srv.Endpoint()).optIn()
 	c.send("MDPC02", "\x01", "busy", "1") // taken by the worker
 	w.recvFrames()
 	c.send("MDPC02", "\x01", "busy", "2") // queued: the worker is busy
