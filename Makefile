@@ -1,32 +1,58 @@
-# zbroker — see README.md. Targets: run build deps test lint fuzz bench clean.
+# zbroker — see README.md. Targets: run build install deps test lint fuzz bench clean.
 
 GO          ?= go
 ARGS        ?= default
 FUZZTIME    ?= 60s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all run build deps test lint fuzz bench clean
+# Stamp the binaries with the VCS revision (zbroker --version) when git
+# can read the tree; a tarball or a tree git refuses still builds.
+VCS         := $(shell git rev-parse --git-dir >/dev/null 2>&1 && echo auto || echo false)
+GOBUILD      = $(GO) build -buildvcs=$(VCS)
+
+# make install PREFIX=/usr/local DESTDIR=/staging
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man/man1
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+DOCDIR      ?= $(PREFIX)/share/doc/zbroker
+TOOLS       := zbroker zpipe mdp zclone
+
+.PHONY: all run check-go build install deps test lint fuzz bench clean
 
 all: build
 
-# Build and run the broker in the foreground: make run ARGS="-v mybroker"
-run:
-	$(GO) build -o bin/zbroker ./cmd/zbroker
+# Build the tools and run the broker in the foreground: make run ARGS="-v mybroker"
+run: check-go
+	$(GOBUILD) -o bin/ $(addprefix ./cmd/,$(TOOLS))
 	./bin/zbroker $(ARGS)
 
-build:
-	$(GO) build -o bin/zbroker ./cmd/zbroker
-	$(GO) build -o bin/zpipe ./cmd/zpipe
-	$(GO) build -o bin/mdp ./cmd/mdp
-	$(GO) build -o bin/zclone ./cmd/zclone
-	$(GO) build -o bin/zpipes-bench ./cmd/zpipes-bench
+check-go:
+	@command -v $(GO) >/dev/null || { echo "make: Go is not installed: see https://go.dev/doc/install (zbroker needs Go 1.26 or newer)"; exit 1; }
+
+build: check-go
+	$(GOBUILD) -o bin/ ./cmd/zbroker ./cmd/zpipe ./cmd/mdp ./cmd/zclone ./cmd/zpipes-bench
+
+# The four tools (not the benchmark), their man pages (from --help), the
+# systemd unit and the docs.
+install: check-go
+	$(GOBUILD) -o bin/ $(addprefix ./cmd/,$(TOOLS))
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(addprefix bin/,$(TOOLS)) $(DESTDIR)$(BINDIR)/
+	bash scripts/manpage.sh bin/zbroker "ZeroMQ broker for zpipes, Majordomo and Clone" > $(DESTDIR)$(MANDIR)/zbroker.1
+	bash scripts/manpage.sh bin/zpipe "use a zbroker's named pipes from the shell" > $(DESTDIR)$(MANDIR)/zpipe.1
+	bash scripts/manpage.sh bin/mdp "Majordomo client, echo worker and MMI query tool" > $(DESTDIR)$(MANDIR)/mdp.1
+	bash scripts/manpage.sh bin/zclone "read and write a Clone server's key-value map" > $(DESTDIR)$(MANDIR)/zclone.1
+	sed 's|@BINDIR@|$(BINDIR)|g' dist/zbroker.service > $(DESTDIR)$(UNITDIR)/zbroker.service
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
 # Check (or apt-get install) python3-zmq, libzmq3-dev, pkg-config, gcc.
 deps:
 	@bash scripts/deps.sh
 
 # The whole suite; .ci/run runs exactly this.
-test:
+test: check-go
 	@bash scripts/test.sh
 
 lint:

@@ -212,7 +212,7 @@ func call(ctx context.Context, cfg *config, endpoint string, log *slog.Logger, s
 	case errors.Is(err, majordomo.ErrTimeout):
 		// The broker was there a moment ago (Probe): the service is
 		// slow or has no worker, which "mdp workers" tells.
-		fmt.Fprintf(stderr, "mdp: %s: no reply within --timeout %v, %d attempts (is a worker serving it? see 'mdp workers %s')\n",
+		fmt.Fprintf(stderr, "mdp: %s: no reply within --timeout %v after %d attempt(s) (is a worker serving it? see 'mdp workers %s')\n",
 			service, cfg.timeout, max(cfg.retries, 0)+1, service)
 		return 1, ""
 	case err != nil:

@@ -113,7 +113,7 @@ func TestCLINoBrokerNoWorker(t *testing.T) {
 	}
 	_, name = startBroker(t, majordomo.Options{})
 	r := mdp(t, "-b", name, "--timeout", "50ms", "--retries", "1", "call", "echo")
-	r.want(t, 1, "", "echo: no reply within --timeout 50ms, 2 attempts (is a worker serving it?")
+	r.want(t, 1, "", "echo: no reply within --timeout 50ms after 2 attempt(s) (is a worker serving it?")
 	if strings.Contains(r.stderr, "no broker") {
 		t.Fatalf("running broker reported as missing: %q", r.stderr)
 	}
