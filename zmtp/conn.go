@@ -76,6 +76,9 @@ type Conn struct {
 	identity []byte
 	remote   string
 	peer     Peer
+	peerKey  *CurveKey    // CURVE only
+	sealer   *curveSealer // CURVE only; owned by the writer goroutine
+	opener   *curveOpener // CURVE only; owned by the reader goroutine
 
 	events chan<- Event
 	done   <-chan struct{} // closed when nobody consumes events any more
@@ -117,6 +120,11 @@ func (c *Conn) ID() uint64 { return c.id }
 
 // Identity is the Identity the peer announced in its READY, if any.
 func (c *Conn) Identity() []byte { return c.identity }
+
+// CurveKey is the peer's long-term public key, authenticated by the CURVE
+// handshake (the client's key on an accepted connection, the server's on
+// a dialed one); nil under NULL.
+func (c *Conn) CurveKey() *CurveKey { return c.peerKey }
 
 // PeerType is the peer's socket type, e.g. "DEALER" or "REQ".
 func (c *Conn) PeerType() string { return c.peerType }
@@ -226,6 +234,9 @@ func newConn(nc net.Conn, br *bufio.Reader, opts *Options, hs handshakeResult, e
 		peerType:   hs.peerType,
 		identity:   hs.identity,
 		remote:     remoteName(nc),
+		peerKey:    hs.mech.peerKey,
+		sealer:     hs.mech.sealer,
+		opener:     hs.mech.opener,
 		events:     events,
 		done:       done,
 		wakeWriter: make(chan struct{}, 1),
@@ -383,7 +394,7 @@ func (c *Conn) readMessage() ([][]byte, error) {
 		if hb {
 			c.nc.SetReadDeadline(time.Now().Add(c.opts.HeartbeatTimeout))
 		}
-		if len(frames) == 0 {
+		if len(frames) == 0 && c.opener == nil {
 			// Fill the buffer with what the peer has sent, then take
 			// the common case, a whole small message, in one piece.
 			if _, err := c.br.Peek(1); err != nil {
@@ -393,7 +404,7 @@ func (c *Conn) readMessage() ([][]byte, error) {
 				return msg, nil
 			}
 		}
-		flags, body, err := readFrame(c.br, budget)
+		flags, body, err := c.readFrame(budget)
 		if err != nil {
 			return nil, err
 		}
@@ -418,6 +429,13 @@ func (c *Conn) readMessage() ([][]byte, error) {
 			return nil, fmt.Errorf("%w: more than %d frames", ErrTooLarge, c.opts.MaxFrames)
 		}
 	}
+}
+
+func (c *Conn) readFrame(budget int64) (flags byte, body []byte, err error) {
+	if c.opener != nil {
+		return c.opener.readFrame(c.br, budget)
+	}
+	return readFrame(c.br, budget)
 }
 
 // handleCommand acts on a command frame after the handshake. PINGs are
@@ -452,11 +470,7 @@ func (c *Conn) handleCommand(body []byte) error {
 		}
 		return c.enqueue(Outgoing{Frames: [][]byte{append([]byte(nil), ctx...)}, command: "PONG"})
 	case "ERROR":
-		reason := ""
-		if len(data) > 0 && int(data[0]) <= len(data)-1 {
-			reason = string(data[1 : 1+data[0]])
-		}
-		return protoErr("peer sent ERROR: %s", reason)
+		return protoErr("peer sent ERROR: %s", errorReason(data))
 	case "READY":
 		return protoErr("READY after handshake")
 	case "SUBSCRIBE", "CANCEL":
@@ -510,7 +524,7 @@ func (c *Conn) writeLoop() {
 			}
 			continue
 		}
-		n, err := w.write(c.nc, batch)
+		n, err := w.write(c.nc, batch, c.sealer)
 		var bytes int64
 		var sent uint64
 		for _, o := range batch[:n] {
@@ -571,7 +585,11 @@ type batchWriter struct {
 const copyLimit = 4096
 
 // write writes batch and returns how many messages were written in full.
-func (w *batchWriter) write(nc net.Conn, batch []Outgoing) (int, error) {
+// Under CURVE, sealer boxes each frame.
+func (w *batchWriter) write(nc net.Conn, batch []Outgoing, sealer *curveSealer) (int, error) {
+	if sealer != nil {
+		return w.writeSealed(nc, batch, sealer)
+	}
 	w.scratch, w.bufs, w.ends = w.scratch[:0], w.bufs[:0], w.ends[:0]
 	segStart, large := 0, int64(0)
 	for _, o := range batch {
@@ -610,4 +628,48 @@ func (w *batchWriter) write(nc net.Conn, batch []Outgoing) (int, error) {
 		n++
 	}
 	return n, err
+}
+
+// sealedFlushAt is how much boxed data is gathered before it is written:
+// boxing copies every frame, so a batch of large ones is written in parts
+// rather than held whole.
+const sealedFlushAt = 256 << 10
+
+// writeSealed is write under CURVE: every frame and command is boxed in a
+// MESSAGE frame in w.scratch.
+func (w *batchWriter) writeSealed(nc net.Conn, batch []Outgoing, s *curveSealer) (int, error) {
+	w.scratch, w.ends = w.scratch[:0], w.ends[:0]
+	var flushed int64 // bytes written before w.scratch[0]
+	for i, o := range batch {
+		if o.command != "" {
+			w.scratch = s.appendFrame(w.scratch, curveCommand, o.command, o.Frames[0])
+		} else {
+			for j, f := range o.Frames {
+				var inner byte
+				if j < len(o.Frames)-1 {
+					inner = curveMore
+				}
+				w.scratch = s.appendFrame(w.scratch, inner, "", f)
+			}
+		}
+		w.ends = append(w.ends, flushed+int64(len(w.scratch)))
+		if len(w.scratch) < sealedFlushAt && i < len(batch)-1 {
+			continue
+		}
+		n, err := nc.Write(w.scratch)
+		if err != nil {
+			written := flushed + int64(n)
+			done := 0
+			for done < len(w.ends) && w.ends[done] <= written {
+				done++
+			}
+			return done, err
+		}
+		flushed += int64(len(w.scratch))
+		w.scratch = w.scratch[:0]
+	}
+	if cap(w.scratch) > scratchKeep {
+		w.scratch = nil
+	}
+	return len(batch), nil
 }

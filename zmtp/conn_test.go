@@ -167,10 +167,10 @@ func TestHandshakeTimeout(t *testing.T) {
 	ts := startServer(t, abstractEndpoint(t), Options{HandshakeTimeout: hto}, nil)
 	cases := map[string]func(p *rawPeer){
 		"silent":          func(p *rawPeer) {},
-		"partial":         func(p *rawPeer) { p.nc.Write(greeting(false)[:11]) },
-		"greeting only":   func(p *rawPeer) { p.nc.Write(greeting(false)) },
-		"partial READY":   func(p *rawPeer) { p.nc.Write(greeting(false)); p.nc.Write([]byte{flagCommand, 40, 5}) },
-		"message no hand": func(p *rawPeer) { p.nc.Write(greeting(false)); p.nc.Write([]byte{0, 1, 'x'}) },
+		"partial":         func(p *rawPeer) { p.nc.Write(greeting("NULL", false)[:11]) },
+		"greeting only":   func(p *rawPeer) { p.nc.Write(greeting("NULL", false)) },
+		"partial READY":   func(p *rawPeer) { p.nc.Write(greeting("NULL", false)); p.nc.Write([]byte{flagCommand, 40, 5}) },
+		"message no hand": func(p *rawPeer) { p.nc.Write(greeting("NULL", false)); p.nc.Write([]byte{0, 1, 'x'}) },
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(cases))
@@ -181,7 +181,7 @@ func TestHandshakeTimeout(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := readGreeting(p.br); err != nil {
+			if _, _, err := readGreeting(p.br); err != nil {
 				errs <- fmt.Errorf("%s: server greeting: %v", name, err)
 				return
 			}
@@ -484,7 +484,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 			p.send([]byte("hi"))
 			p.nc.Close()
 		case 1: // stuck mid-handshake
-			p.nc.Write(greeting(false)[:20])
+			p.nc.Write(greeting("NULL", false)[:20])
 			open = append(open, p)
 		case 2: // garbage
 			p.nc.Write(bytes.Repeat([]byte{0x42}, 64))
@@ -535,7 +535,7 @@ func TestCloseIsClean(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := rawDial(t, s.Endpoint())
-	p.nc.Write(greeting(false)[:5])
+	p.nc.Write(greeting("NULL", false)[:5])
 	time.Sleep(50 * time.Millisecond)
 	done := make(chan struct{})
 	go func() {

@@ -39,6 +39,11 @@ const growStep = 1 << 20
 // readFrame reads one frame. budget is how many body bytes the current
 // message may still use; frames beyond it fail with ErrTooLarge.
 func readFrame(r *bufio.Reader, budget int64) (flags byte, body []byte, err error) {
+	return readFrameInto(r, budget, nil)
+}
+
+// readFrameInto is readFrame reading the body into buf when it fits.
+func readFrameInto(r *bufio.Reader, budget int64, buf []byte) (flags byte, body []byte, err error) {
 	flags, err = r.ReadByte()
 	if err != nil {
 		return 0, nil, err
@@ -66,8 +71,11 @@ func readFrame(r *bufio.Reader, budget int64) (flags byte, body []byte, err erro
 	if size > uint64(budget) {
 		return 0, nil, fmt.Errorf("%w: frame of %d bytes, %d allowed", ErrTooLarge, size, budget)
 	}
-	if size <= growStep {
-		body = make([]byte, size)
+	if size <= uint64(cap(buf)) || size <= growStep {
+		if body = buf[:0]; size > uint64(cap(buf)) {
+			body = make([]byte, size)
+		}
+		body = body[:size]
 		if _, err = io.ReadFull(r, body); err != nil {
 			return 0, nil, unexpected(err)
 		}

@@ -8,13 +8,15 @@ import (
 
 const greetingSize = 64
 
-// greeting builds our 64-byte ZMTP 3.1 greeting with the NULL mechanism.
-func greeting(asServer bool) []byte {
+// greeting builds our 64-byte ZMTP 3.1 greeting offering mechanism mech.
+// The as-server byte is informative only: libzmq sends 0 even as a CURVE
+// server, so nobody checks it.
+func greeting(mech string, asServer bool) []byte {
 	g := make([]byte, greetingSize)
 	g[0] = 0xFF
 	g[9] = 0x7F
 	g[10], g[11] = 3, 1
-	copy(g[12:32], "NULL")
+	copy(g[12:32], mech)
 	if asServer {
 		g[32] = 1
 	}
@@ -22,36 +24,35 @@ func greeting(asServer bool) []byte {
 }
 
 // readGreeting reads and checks the peer's greeting and returns its minor
-// version. The first 11 bytes are read before the rest so that a pre-3.0
+// version and mechanism. The first 11 bytes are read before the rest so that a pre-3.0
 // peer, which waits after its signature, is refused instead of hanging us.
-func readGreeting(r io.Reader) (minor byte, err error) {
+func readGreeting(r io.Reader) (minor byte, mech string, err error) {
 	var g [greetingSize]byte
 	if _, err = io.ReadFull(r, g[:11]); err != nil {
-		return 0, unexpected(err)
+		return 0, "", unexpected(err)
 	}
 	if g[0] != 0xFF || g[9]&1 != 1 {
-		return 0, protoErr("not a ZMTP peer (bad signature)")
+		return 0, "", protoErr("not a ZMTP peer (bad signature)")
 	}
 	if g[10] < 3 {
-		return 0, protoErr("ZMTP %d.x peer not supported (need 3.0 or later)", g[10])
+		return 0, "", protoErr("ZMTP %d.x peer not supported (need 3.0 or later)", g[10])
 	}
 	if _, err = io.ReadFull(r, g[11:]); err != nil {
-		return 0, unexpected(err)
+		return 0, "", unexpected(err)
 	}
 	return checkGreetingTail(g[:])
 }
 
 // checkGreetingTail validates a complete greeting after the signature.
-func checkGreetingTail(g []byte) (minor byte, err error) {
-	mech := string(bytes.TrimRight(g[12:32], "\x00"))
-	if mech != "NULL" {
-		return 0, protoErr("security mechanism %q not supported (only NULL)", mech)
-	}
+func checkGreetingTail(g []byte) (minor byte, mech string, err error) {
+	// Whether we speak the mechanism is the handshake's call: it tells
+	// the peer with an ERROR.
+	mech = string(bytes.TrimRight(g[12:32], "\x00"))
 	minor = g[11]
 	if g[10] > 3 || minor > 1 {
 		minor = 1 // a newer peer speaks down to us
 	}
-	return minor, nil
+	return minor, mech, nil
 }
 
 // metadata is the property list of a READY command.

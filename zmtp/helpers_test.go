@@ -319,12 +319,12 @@ func rawDial(t testing.TB, endpoint string) *rawPeer {
 // greet sends a ZMTP 3.minor NULL greeting and reads the server's.
 func (p *rawPeer) greet(minor byte) {
 	p.t.Helper()
-	g := greeting(false)
+	g := greeting("NULL", false)
 	g[11] = minor
 	if _, err := p.nc.Write(g); err != nil {
 		p.t.Fatalf("write greeting: %v", err)
 	}
-	if _, err := readGreeting(p.br); err != nil {
+	if _, _, err := readGreeting(p.br); err != nil {
 		p.t.Fatalf("read greeting: %v", err)
 	}
 }

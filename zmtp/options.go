@@ -36,6 +36,10 @@ type Options struct {
 	HandshakeTimeout time.Duration
 	// EventBuffer is the capacity of a Socket's event channel. Default 64.
 	EventBuffer int
+	// Curve, if set, makes every connection use the CURVE mechanism
+	// (encrypted and authenticated, curve.go) instead of NULL; a peer
+	// offering the other mechanism is refused.
+	Curve *CurveOptions
 	// Logger receives connection-level logs. Default slog.Default().
 	Logger *slog.Logger
 	// Guard admits the peers of a listening Socket (see Access). Share

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -14,56 +15,45 @@ type handshakeResult struct {
 	minor    byte
 	peerType string
 	identity []byte
+	mech     mechResult
 }
 
-// handshake exchanges greetings and READY commands (NULL mechanism) and
-// checks that the peer's socket type may talk to ours.
+// handshake exchanges greetings and runs the security mechanism (NULL or
+// CURVE, mechanism.go), and checks that the peer's socket type may talk
+// to ours.
 func handshake(nc net.Conn, br *bufio.Reader, opts *Options, asServer bool) (hs handshakeResult, err error) {
 	nc.SetDeadline(time.Now().Add(opts.HandshakeTimeout))
 	defer nc.SetDeadline(time.Time{})
-	if _, err = nc.Write(greeting(asServer)); err != nil {
+	mech := mechanismName(opts)
+	if _, err = nc.Write(greeting(mech, asServer)); err != nil {
 		return hs, err
 	}
-	if hs.minor, err = readGreeting(br); err != nil {
+	var peerMech string
+	if hs.minor, peerMech, err = readGreeting(br); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			// libzmq hangs up this way, without the rest of its
+			// greeting, when it reads a mechanism it does not use.
+			err = fmt.Errorf("peer hung up during the greeting, as libzmq does on a security mechanism mismatch (this endpoint requires %s): %w", mech, err)
+		}
+		return hs, err
+	}
+	if peerMech != mech {
+		// A libzmq peer gives up on the greeting alone; the ERROR is for
+		// peers that read on, and the log says what happened.
+		err = protoErr("security mechanism mismatch: peer offers %s, this endpoint requires %s", peerMech, mech)
+		nc.Write(errorCommand(reasonOf(err)))
 		return hs, err
 	}
 	ready := appendMetadata(nil, [2]string{"Socket-Type", opts.SocketType}, [2]string{"Identity", string(opts.Identity)})
-	if _, err = nc.Write(appendCommand(nil, "READY", ready)); err != nil {
-		return hs, err
-	}
-	flags, body, err := readFrame(br, 64<<10)
-	if err != nil {
-		return hs, err
-	}
-	if flags&flagCommand == 0 {
-		return hs, protoErr("expected READY, got a message frame")
-	}
-	name, data, err := parseCommand(body)
-	if err != nil {
-		return hs, err
-	}
-	if name == "ERROR" {
-		return hs, protoErr("peer refused handshake: %q", data)
-	}
-	if name != "READY" {
-		return hs, protoErr("expected READY, got %q", name)
-	}
-	md, err := parseMetadata(data)
-	if err != nil {
-		return hs, err
-	}
-	hs.peerType = string(md["socket-type"])
-	hs.identity = md["identity"]
-	if !compatibleTypes(opts.SocketType, hs.peerType) {
-		reason := fmt.Sprintf("socket type %s cannot talk to %s", hs.peerType, opts.SocketType)
-		if len(reason) > 255 { // the ERROR reason has a one-byte length
-			reason = reason[:255]
+	hs.mech, err = exchangeCommands(nc, br, opts, asServer, ready, func(md metadata) error {
+		hs.peerType = string(md["socket-type"])
+		hs.identity = md["identity"]
+		if !compatibleTypes(opts.SocketType, hs.peerType) {
+			return protoErr("socket type %s cannot talk to %s", hs.peerType, opts.SocketType)
 		}
-		errBody := append([]byte{byte(len(reason))}, reason...)
-		nc.Write(appendCommand(nil, "ERROR", errBody))
-		return hs, protoErr("%s", reason)
-	}
-	return hs, nil
+		return nil
+	})
+	return hs, err
 }
 
 // Socket is the listening side: it accepts any number of peers and reports
@@ -161,7 +151,11 @@ func (s *Socket) serve(nc net.Conn, peer Peer) {
 	delete(s.pending, nc)
 	s.mu.Unlock()
 	if err != nil {
-		s.opts.Logger.Info("peer refused in handshake", "endpoint", s.endpoint, "peer", peer, "err", err)
+		attrs := []any{"endpoint", s.endpoint, "peer", peer, "err", err}
+		if k := hs.mech.peerKey; k != nil {
+			attrs = append(attrs, "client_key", k.String())
+		}
+		s.opts.Logger.Info("peer refused in handshake", attrs...)
 		nc.Close()
 		return
 	}

@@ -1,5 +1,6 @@
 """Shared helpers for the zmtp interop scripts (run with a python that has
 pyzmq, e.g. Debian's /usr/bin/python3 from python3-zmq)."""
+import os
 import sys
 
 import zmq
@@ -44,7 +45,24 @@ def socket(ctx, kind, **opts):
     s.setsockopt(zmq.SNDTIMEO, TIMEOUT_MS)
     for name, value in opts.items():
         s.setsockopt(getattr(zmq, name), value)
+    curve(s)
     return s
+
+
+def curve(s):
+    """Put s on CURVE when the test asks for it, so every script runs over
+    CURVE unchanged: ZMTP_CURVE_CLIENT="SERVER_PUBLIC PUBLIC SECRET" makes
+    a client, ZMTP_CURVE_SERVER="SECRET" a server (keys in Z85)."""
+    client = os.environ.get("ZMTP_CURVE_CLIENT")
+    if client:
+        server_public, public, secret = client.split()
+        s.setsockopt(zmq.CURVE_SERVERKEY, server_public.encode())
+        s.setsockopt(zmq.CURVE_PUBLICKEY, public.encode())
+        s.setsockopt(zmq.CURVE_SECRETKEY, secret.encode())
+    server = os.environ.get("ZMTP_CURVE_SERVER")
+    if server:
+        s.setsockopt(zmq.CURVE_SERVER, 1)
+        s.setsockopt(zmq.CURVE_SECRETKEY, server.encode())
 
 
 def recv(s, what):
