@@ -77,6 +77,21 @@ log-format json
 	stopRun(t, out, done)
 }
 
+// ZBROKER_CONFIG names the file, which names the broker.
+func TestConfigFileFromEnvironment(t *testing.T) {
+	name := uniqueName("envcfg")
+	cfg := filepath.Join(t.TempDir(), "zbroker.conf")
+	writeFile(t, cfg, "name "+name+"\nno-majordomo\n")
+	t.Setenv("ZBROKER_CONFIG", cfg)
+	t.Setenv("ZBROKER_NO_CLONE", "true")
+	out, done := startRun(t)
+	ready := waitLog(t, out, "zbroker ready")
+	if !strings.Contains(ready, "name="+name) || strings.Contains(ready, "majordomo=") || strings.Contains(ready, "clone_") {
+		t.Errorf("ready line does not follow ZBROKER_CONFIG and ZBROKER_NO_CLONE:\n%s", ready)
+	}
+	stopRun(t, out, done)
+}
+
 func TestSettingsErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct {
@@ -199,5 +214,25 @@ func TestReadyNotifiesServiceManager(t *testing.T) {
 	n, err = l.Read(buf)
 	if err != nil || string(buf[:n]) != "STOPPING=1" {
 		t.Fatalf("notify socket got %q, %v after SIGTERM; want STOPPING=1", buf[:n], err)
+	}
+}
+
+// "zbroker help" prints the usage; it does not start a broker named help.
+func TestHelpVersionAndUsageLine(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "usage: zbroker") || stderr.Len() != 0 {
+			t.Errorf("%q: exit %d, stdout %.40q, stderr %q", args, code, stdout.String(), stderr.String())
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--version"}, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "zbroker ") {
+		t.Errorf("--version: exit %d, stdout %q", code, stdout.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	code := run([]string{"--pipe-limit", "lots"}, &stdout, &stderr)
+	if code != 2 || strings.Count(stderr.String(), "\n") != 1 || !strings.HasSuffix(stderr.String(), "(run 'zbroker --help' for usage)\n") {
+		t.Errorf("usage error: exit %d, stderr %q", code, stderr.String())
 	}
 }

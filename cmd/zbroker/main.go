@@ -141,6 +141,12 @@ func (b *broker) parse(fs *flag.FlagSet, args []string) (map[string]bool, map[st
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// First, so that a SIGHUP sent while starting (a reload racing the
+	// start) cannot kill the broker.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(signals)
+
 	cmd := &cli.Command{Name: "zbroker", Stdout: stdout, Stderr: stderr}
 	fs := cmd.FlagSet()
 	var b broker
@@ -167,10 +173,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	// Log what applies, not what was typed (--pipe-limit 0 is 64MiB).
 	b.zp, b.mdp, b.kv = b.zp.WithDefaults(), b.mdp.WithDefaults(), b.kv.WithDefaults()
-
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(signals)
 
 	// Each started service leaves a function that stops it and says what
 	// it discarded; a failed start stops the ones already running.
