@@ -133,6 +133,7 @@ type Server struct {
 	closeOnce    sync.Once
 	producers    map[*zmtp.Conn]struct{}
 	st           Stats
+	rejects      rejectLog
 }
 
 // update is a kvmsg to publish once the journal has stored it.
@@ -322,9 +323,39 @@ func (s *Server) armTTL(t *time.Timer) {
 	t.Reset(d)
 }
 
+// Rejected messages are logged at Warn with their reason, at most
+// rejectLogBurst in each rejectLogWindow (the rest at Debug, and counted
+// in the next Warn), so a peer sending garbage in a loop cannot flood the
+// log while a producer with a bug is still told why its updates vanish.
+const (
+	rejectLogBurst  = 5
+	rejectLogWindow = 10 * time.Second
+)
+
+type rejectLog struct {
+	start      time.Time
+	logged     int
+	suppressed int
+}
+
 func (s *Server) reject(ev zmtp.Event, what string, err error) {
 	s.st.Rejected++
-	s.log.Debug("message rejected", "socket", what, "peer", ev.Conn.RemoteAddr(), "err", err)
+	r, now := &s.rejects, time.Now()
+	if now.Sub(r.start) >= rejectLogWindow {
+		r.start, r.logged = now, 0
+	}
+	attrs := []any{"socket", what, "peer", ev.Conn.RemoteAddr(), "reason", err}
+	if r.logged >= rejectLogBurst {
+		r.suppressed++
+		s.log.Debug("message rejected", attrs...)
+		return
+	}
+	r.logged++
+	if r.suppressed > 0 {
+		attrs = append(attrs, "not_logged_before", r.suppressed)
+		r.suppressed = 0
+	}
+	s.log.Warn("message rejected", attrs...)
 }
 
 // logConn logs connections under -v, as the other services do.
@@ -469,14 +500,14 @@ func (s *Server) onCollector(ev zmtp.Event) {
 		return
 	}
 	if m.Key == KeyHUGZ || m.Key == KeyKTHXBAI || m.Key == KeyICANHAZ {
-		s.reject(ev, "collector", malformed("reserved key %q", m.Key))
+		s.reject(ev, "collector", malformed("update of reserved key %.64q", m.Key))
 		return
 	}
 	var expires time.Time
 	if v, ok := m.Prop("ttl"); ok && len(m.Body) > 0 {
 		secs, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		if err != nil || secs < 0 || secs > 1e9 {
-			s.reject(ev, "collector", malformed("ttl %q", v))
+			s.reject(ev, "collector", malformed("update of key %.64q: ttl %.32q is not a number of seconds (0 to 1e9)", m.Key, v))
 			return
 		}
 		if secs > 0 {

@@ -1,8 +1,12 @@
 package clone
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,5 +113,46 @@ func TestSubscriptions(t *testing.T) {
 	set("/b/2")
 	if m := recvMsg(t, sub); m.Key != "/b/2" {
 		t.Fatalf("got %+v after cancelling /a/", m)
+	}
+}
+
+// syncBuffer is a log destination written by the server's goroutine and
+// read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A rejected update is logged at Warn with its reason (an unparsable ttl
+// names the key and the value), and a peer sending many is rate-limited
+// in the log, not in the count.
+func TestRejectedUpdateLogged(t *testing.T) {
+	var log syncBuffer
+	s := startServer(t, Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	pub := dialRaw(t, s.Endpoints().Collector, "PUB")
+	uuid := make([]byte, 16)
+	pub.Send(frames("/eph/x", 0, uuid, []byte("ttl=soon\n"), []byte("v")))
+	waitFor(t, "first rejection", func() bool { return s.Stats().Rejected == 1 })
+	if l := log.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, `ttl \"soon\" is not a number`) || !strings.Contains(l, `/eph/x`) {
+		t.Fatalf("log of a rejected update:\n%s", l)
+	}
+	for i := 0; i < 20; i++ {
+		pub.Send(frames("/eph/x", 0, uuid, []byte("ttl=-1\n"), []byte("v")))
+	}
+	waitFor(t, "21 rejections", func() bool { return s.Stats().Rejected == 21 })
+	if n := strings.Count(log.String(), "message rejected"); n != rejectLogBurst {
+		t.Fatalf("%d rejections logged at Warn, want %d (rate-limited):\n%s", n, rejectLogBurst, log.String())
 	}
 }
