@@ -486,7 +486,10 @@ func TestInteropNoWorker(t *testing.T) {
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Fatalf("failed after %v, before the request timeout", d)
 	}
-	// A worker arriving within the timeout serves the waiting request.
+	// A worker arriving within the timeout serves the waiting request (a
+	// broker with room for a python worker's start on a loaded machine).
+	srv = startBroker(t, Options{RequestTimeout: 30 * time.Second})
+	ep = srv.Endpoint()
 	c := pyClient(t, ep, V1, "call", "late", "hi")
 	waitStats(t, srv, "request queued", func(st Stats) bool { return st.Queued == 1 })
 	pyWorker(t, ep, V1, "late")
