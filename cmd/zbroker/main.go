@@ -28,7 +28,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: zbroker [flags] [NAME]
+const usage = `usage: zbroker [flags] [NAME]   (or -b NAME)
        zbroker help | --help | --version
 
 Runs the broker named NAME (default "default"), hosting three services:
@@ -73,6 +73,7 @@ type broker struct {
 
 func (b *broker) flags(fs *flag.FlagSet) {
 	fs.StringVar(&b.name, "name", "default", "the broker's `name` (the NAME argument overrides it)")
+	cli.BrokerFlag(fs, &b.name) // -b, --broker: --name's spelling in the other tools
 	fs.StringVar(&b.config, "config", "", "read settings from `file` (see above)")
 	fs.BoolVar(&b.verbose, "v", false, "verbose: same as --log-level debug (log every connection and refused command)")
 	fs.StringVar(&b.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
@@ -115,6 +116,9 @@ func (b *broker) parse(fs *flag.FlagSet, args []string) (map[string]bool, map[st
 	}
 	cmdline := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { cmdline[f.Name] = true })
+	if cmdline["b"] || cmdline["broker"] {
+		cmdline["name"] = true // the environment and the file must not override it
+	}
 	switch {
 	case len(words) == 1 && words[0] == "help":
 		return nil, nil, flag.ErrHelp
