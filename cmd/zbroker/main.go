@@ -157,6 +157,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	b.flags(fs)
 	// Other files of this package register their flags here.
 	sec := registerSecurityFlags(fs)
+	cl := registerClusterFlags(fs)
 	var help bytes.Buffer
 	fs.SetOutput(&help)
 	fs.PrintDefaults()
@@ -175,6 +176,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := sec.apply(log, &b.zp, &b.mdp, &b.kv); err != nil {
 		return cmd.Exit(cli.Usagef("%v", err))
 	}
+	if err := cl.check(); err != nil {
+		return cmd.Exit(cli.Usagef("%v", err))
+	}
 	// Log what applies, not what was typed (--pipe-limit 0 is 64MiB).
 	b.zp, b.mdp, b.kv = b.zp.WithDefaults(), b.mdp.WithDefaults(), b.kv.WithDefaults()
 
@@ -191,6 +195,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rl := &reloader{fs: fs, cmdline: cmdline, config: &b.config, raw: raw, log: log, live: map[string]func(string) (string, string, error){}}
 	rl.logLevel(level, &b.settings)
 	ready := []any{"name", b.name, "version", cli.Version("zbroker"), "log_level", level.Level().String()}
+	if cl.enabled() {
+		stop, err := cl.start(log, &b.kv, !b.noClone)
+		if err != nil {
+			fmt.Fprintf(stderr, "zbroker: cluster mode: %v\n", err)
+			return cli.ExitFailure
+		}
+		running = append(running, func() []any { stop(); return nil })
+	}
 	if !b.noZpipes {
 		srv, err := zpipes.Start(b.zp)
 		if err != nil {
@@ -227,6 +239,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		running = append(running, func() []any {
 			st := srv.Close()
+			if b.kv.Replica != nil {
+				return []any{"clone_keys_kept_in_cluster", st.Keys, "clone_sequence", st.Sequence}
+			}
 			return []any{"discarded_keys", st.Keys, "clone_sequence", st.Sequence}
 		})
 		ep := srv.Endpoints()
