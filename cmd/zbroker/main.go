@@ -29,6 +29,7 @@ func main() {
 }
 
 const usage = `usage: zbroker [flags] [NAME]   (or -b NAME)
+       zbroker keygen [--secret-file FILE]
        zbroker help | --help | --version
 
 Runs the broker named NAME (default "default"), hosting three services:
@@ -151,6 +152,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(signals)
 
+	if len(args) > 0 && args[0] == "keygen" {
+		return keygen(args[1:], stdout, stderr)
+	}
 	cmd := &cli.Command{Name: "zbroker", Stdout: stdout, Stderr: stderr}
 	fs := cmd.FlagSet()
 	var b broker
@@ -158,6 +162,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// Other files of this package register their flags here.
 	sec := registerSecurityFlags(fs)
 	cl := registerClusterFlags(fs)
+	curve := registerCurveFlags(fs)
 	var help bytes.Buffer
 	fs.SetOutput(&help)
 	fs.PrintDefaults()
@@ -173,6 +178,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	b.zp.Name, b.zp.Logger = b.name, log
 	b.mdp.Name, b.mdp.Logger = b.name, log
 	b.kv.Name, b.kv.Logger = b.name, log
+	if sec.tcpAuthenticated, err = curve.apply(log, &b.zp, &b.mdp, &b.kv); err != nil {
+		return cmd.Exit(cli.Usagef("%v", err))
+	}
 	if err := sec.apply(log, &b.zp, &b.mdp, &b.kv); err != nil {
 		return cmd.Exit(cli.Usagef("%v", err))
 	}

@@ -55,14 +55,26 @@ func LoadSecret(path string) (public, secret zmtp.CurveKey, err error) {
 	return public, secret, err
 }
 
-// firstLine is the first line that is neither blank nor a # comment.
+// firstLine is the first field of the first line that is neither blank
+// nor a comment.
 func firstLine(data []byte) string {
 	for _, l := range strings.Split(string(data), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			return l
+		if f, ok := keyField(l); ok {
+			return f
 		}
 	}
 	return ""
+}
+
+// keyField returns a line's key and false for a blank or comment line.
+// Z85 has '#' among its characters, but never first in a group of five
+// (it would exceed 32 bits), so a key cannot start with one.
+func keyField(line string) (string, bool) {
+	f := strings.Fields(line)
+	if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+		return "", false
+	}
+	return f[0], true
 }
 
 // WriteSecret writes secret to a new file only its owner can read.
@@ -79,7 +91,8 @@ func WriteSecret(path string, secret zmtp.CurveKey) error {
 }
 
 // LoadClients reads the admitted client keys: a file of Z85 keys, one per
-// line, with # comments; or a czmq certificate directory, whose public
+// line, with # comments (on a line of their own, or after the key and a
+// space); or a czmq certificate directory, whose public
 // certificates (files not ending in _secret) each carry a public-key.
 func LoadClients(path string) ([]zmtp.CurveKey, error) {
 	fi, err := os.Stat(path)
@@ -96,13 +109,16 @@ func LoadClients(path string) ([]zmtp.CurveKey, error) {
 	var keys []zmtp.CurveKey
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
-		line, _, _ := strings.Cut(sc.Text(), "#")
-		if line = strings.TrimSpace(line); line == "" {
+		field, ok := keyField(sc.Text())
+		if !ok {
 			continue
 		}
-		k, err := zmtp.ParseCurveKey(line)
+		k, err := zmtp.ParseCurveKey(field)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
+		}
+		if rest := strings.Fields(sc.Text())[1:]; len(rest) > 0 && !strings.HasPrefix(rest[0], "#") {
+			return nil, fmt.Errorf("%s:%d: text after the key (start a comment with #)", path, n)
 		}
 		keys = append(keys, k)
 	}

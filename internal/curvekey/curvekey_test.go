@@ -72,8 +72,16 @@ func TestLoadClients(t *testing.T) {
 	if admit(keys[0]) != nil || admit(other) == nil {
 		t.Fatal("Admit does not follow the list")
 	}
-	if _, err := LoadClients(write(t, filepath.Join(dir, "bad"), clientPublic+"\nnot a key\n", 0o644)); err == nil || !strings.Contains(err.Error(), ":2:") {
-		t.Fatalf("bad list: %v, want the line number", err)
+	for _, bad := range []string{clientPublic + "\nnot a key\n", clientPublic + "\n" + serverPublic + " trailing\n"} {
+		if _, err := LoadClients(write(t, filepath.Join(dir, "bad"), bad, 0o644)); err == nil || !strings.Contains(err.Error(), ":2:") {
+			t.Errorf("bad list %q: %v, want the line number", bad, err)
+		}
+	}
+	// Z85 has '#' (never first): comments after a key need a space.
+	hashKey := "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]y#" + "7"
+	keys, err = LoadClients(write(t, filepath.Join(dir, "hash"), "#comment\n"+hashKey+" #x\n", 0o644))
+	if err != nil || len(keys) != 1 || keys[0].String() != hashKey {
+		t.Errorf("key with #: %v %v", keys, err)
 	}
 
 	certs := filepath.Join(dir, "certs")
