@@ -90,6 +90,16 @@ func TestBrokerFlagBeatsNameSetting(t *testing.T) {
 	stopRun(t, out, done)
 }
 
+// The example file that make install ships is valid and applies.
+func TestExampleConfigFile(t *testing.T) {
+	name := uniqueName("example")
+	out, done := startRun(t, "--config", "../../dist/zbroker.conf", "-b", name)
+	if ready := waitLog(t, out, "zbroker ready"); !strings.Contains(ready, "name="+name) || !strings.Contains(ready, "pipe_limit=64MiB") {
+		t.Errorf("ready line:\n%s", ready)
+	}
+	stopRun(t, out, done)
+}
+
 // ZBROKER_CONFIG names the file, which names the broker.
 func TestConfigFileFromEnvironment(t *testing.T) {
 	name := uniqueName("envcfg")
