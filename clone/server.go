@@ -44,16 +44,10 @@ type Options struct {
 	// Journal keeps the map across restarts; default MemoryJournal{}.
 	// The server loads it at start and closes it when it stops.
 	Journal Journal
-	// Replica, if set, holds the map instead (cluster mode; see Replica).
-	Replica Replica
 	Logger  *slog.Logger
 	// Guard admits peers (see zmtp.Access); share one between services to
 	// make its limits broker-wide. Default: our own uid and root only.
 	Guard *zmtp.Guard
-	// Curve puts the tcp endpoints on CURVE (docs/curve.md): clients
-	// must know the server's key and, if Curve.Authorize says so, hold an
-	// admitted key. ipc endpoints keep NULL under the Guard's rules.
-	Curve *zmtp.CurveOptions
 }
 
 // WithDefaults returns o with its zero fields set to their defaults: the
@@ -183,19 +177,19 @@ func (s *subscriber) matches(key string) bool {
 // Start binds the three endpoints and starts serving.
 func Start(opts Options) (*Server, error) {
 	opts = opts.WithDefaults()
-	zo := func(typ string, max int64, endpoint string) zmtp.Options {
-		return zmtp.Options{SocketType: typ, MaxMessageSize: max, Logger: opts.Logger, Guard: opts.Guard, Curve: opts.Curve.ForEndpoint(endpoint)}
+	zo := func(typ string, max int64) zmtp.Options {
+		return zmtp.Options{SocketType: typ, MaxMessageSize: max, Logger: opts.Logger, Guard: opts.Guard}
 	}
-	snap, err := zmtp.Listen(opts.SnapshotEndpoint, zo("ROUTER", 4096, opts.SnapshotEndpoint))
+	snap, err := zmtp.Listen(opts.SnapshotEndpoint, zo("ROUTER", 4096))
 	if err != nil {
 		return nil, err
 	}
-	pub, err := zmtp.Listen(opts.PublisherEndpoint, zo("PUB", 4096, opts.PublisherEndpoint))
+	pub, err := zmtp.Listen(opts.PublisherEndpoint, zo("PUB", 4096))
 	if err != nil {
 		snap.Close()
 		return nil, err
 	}
-	coll, err := zmtp.Listen(opts.CollectorEndpoint, zo("SUB", opts.MaxValueSize+64<<10, opts.CollectorEndpoint))
+	coll, err := zmtp.Listen(opts.CollectorEndpoint, zo("SUB", opts.MaxValueSize+64<<10))
 	if err != nil {
 		snap.Close()
 		pub.Close()
@@ -222,13 +216,6 @@ func Start(opts Options) (*Server, error) {
 		pub.Close()
 		coll.Close()
 		return nil, err
-	}
-	if opts.Replica != nil {
-		initial, seq := opts.Replica.Initial()
-		for _, e := range initial {
-			s.store.put(e.Key, &entry{Entry: e})
-		}
-		s.seq = seq
 	}
 	go s.run()
 	return s, nil
@@ -260,10 +247,6 @@ func (s *Server) run() {
 	defer ttl.Stop()
 	snapEv, pubEv, collEv := s.snap.Events(), s.pub.Events(), s.coll.Events()
 	notes := s.journal.Notes()
-	var replicated <-chan Change
-	if s.opts.Replica != nil {
-		replicated = s.opts.Replica.Changes()
-	}
 	for {
 		s.armTTL(ttl)
 		select {
@@ -281,13 +264,6 @@ func (s *Server) run() {
 			s.expire(time.Now())
 		case n := <-notes:
 			s.stored(s.journal.Handle(n))
-		case c, ok := <-replicated:
-			if !ok {
-				s.log.Error("the replicated Clone map stopped delivering changes; this server's map no longer changes")
-				replicated = nil
-				continue
-			}
-			s.applyReplicated(c)
 		case q := <-s.queries:
 			q <- s.stats()
 		case f := <-s.calls:
@@ -337,12 +313,11 @@ func (s *Server) stats() Stats {
 	return st
 }
 
-// armTTL points the timer at the next expiry. A replica expires values
-// itself, so that every host publishes the same delete.
+// armTTL points the timer at the next expiry.
 func (s *Server) armTTL(t *time.Timer) {
 	at := s.store.nextExpiry()
 	d := time.Hour
-	if !at.IsZero() && s.opts.Replica == nil {
+	if !at.IsZero() {
 		d = max(time.Until(at), 0)
 	}
 	t.Reset(d)
@@ -539,41 +514,19 @@ func (s *Server) onCollector(ev zmtp.Event) {
 			expires = time.Now().Add(time.Duration(secs * float64(time.Second)))
 		}
 	}
+	s.seq++
 	s.st.Updates++
 	e := &entry{Entry: Entry{
 		Key:     m.Key,
+		Seq:     s.seq,
 		UUID:    bytes.Clone(m.UUID),
 		Props:   m.Props,
 		Body:    bytes.Clone(m.Body),
 		Expires: expires,
 	}}
-	if s.opts.Replica != nil {
-		var ttl time.Duration
-		if !expires.IsZero() {
-			ttl = time.Until(expires)
-		}
-		s.opts.Replica.Submit(e.Entry, ttl)
-		return
-	}
-	s.seq++
-	e.Seq = s.seq
 	pb, _ := encodeProps(m.Props)
 	s.store.put(m.Key, e)
 	s.record(e.Entry, frames(m.Key, s.seq, e.UUID, pb, e.Body))
-}
-
-// applyReplicated stores and publishes a change the replica sequenced.
-func (s *Server) applyReplicated(c Change) {
-	if c.Seq <= s.seq {
-		return // already in the initial map
-	}
-	s.seq = c.Seq
-	if c.Expired {
-		s.st.Expired++
-	}
-	pb, _ := encodeProps(c.Props)
-	s.store.put(c.Key, &entry{Entry: c.Entry})
-	s.publish(c.Key, frames(c.Key, c.Seq, c.UUID, pb, c.Body))
 }
 
 // expire deletes the values whose time is up and publishes the deletes.

@@ -36,10 +36,6 @@ type Options struct {
 	// Guard admits peers (see zmtp.Access); share one between services to
 	// make its limits broker-wide. Default: our own uid and root only.
 	Guard *zmtp.Guard
-	// Curve puts the tcp endpoints on CURVE (docs/curve.md): clients
-	// must know the server's key and, if Curve.Authorize says so, hold an
-	// admitted key. ipc endpoints keep NULL under the Guard's rules.
-	Curve *zmtp.CurveOptions
 }
 
 // WithDefaults returns o with its zero fields set to their defaults: the
@@ -191,7 +187,6 @@ func Start(opts Options) (*Server, error) {
 		SendQueueMessages: 1 << 20,
 		Logger:            opts.Logger,
 		Guard:             opts.Guard,
-		Curve:             opts.Curve.ForEndpoint(opts.Endpoint),
 	})
 	if err != nil {
 		opts.Store.Close()
@@ -290,6 +285,14 @@ func (s *Server) run() {
 			return
 		}
 		s.dispatch(ev)
+		// Under load events never run dry: take the store's notes
+		// too, or WRITEs would wait for their OKs until they do.
+		select {
+		case n := <-notes:
+			s.complete(s.store.Handle(n))
+			s.afterEvent()
+		default:
+		}
 	}
 }
 

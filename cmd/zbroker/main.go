@@ -28,8 +28,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: zbroker [flags] [NAME]   (or -b NAME)
-       zbroker keygen [--secret-file FILE]
+const usage = `usage: zbroker [flags] [NAME]
        zbroker help | --help | --version
 
 Runs the broker named NAME (default "default"), hosting three services:
@@ -74,7 +73,6 @@ type broker struct {
 
 func (b *broker) flags(fs *flag.FlagSet) {
 	fs.StringVar(&b.name, "name", "default", "the broker's `name` (the NAME argument overrides it)")
-	cli.BrokerFlag(fs, &b.name) // -b, --broker: --name's spelling in the other tools
 	fs.StringVar(&b.config, "config", "", "read settings from `file` (see above)")
 	fs.BoolVar(&b.verbose, "v", false, "verbose: same as --log-level debug (log every connection and refused command)")
 	fs.StringVar(&b.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
@@ -117,9 +115,6 @@ func (b *broker) parse(fs *flag.FlagSet, args []string) (map[string]bool, map[st
 	}
 	cmdline := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { cmdline[f.Name] = true })
-	if cmdline["b"] || cmdline["broker"] {
-		cmdline["name"] = true // the environment and the file must not override it
-	}
 	switch {
 	case len(words) == 1 && words[0] == "help":
 		return nil, nil, flag.ErrHelp
@@ -152,17 +147,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(signals)
 
-	if len(args) > 0 && args[0] == "keygen" {
-		return keygen(args[1:], stdout, stderr)
-	}
 	cmd := &cli.Command{Name: "zbroker", Stdout: stdout, Stderr: stderr}
 	fs := cmd.FlagSet()
 	var b broker
 	b.flags(fs)
 	// Other files of this package register their flags here.
 	sec := registerSecurityFlags(fs)
-	cl := registerClusterFlags(fs)
-	curve := registerCurveFlags(fs)
+	store := registerStorageFlags(fs)
 	var help bytes.Buffer
 	fs.SetOutput(&help)
 	fs.PrintDefaults()
@@ -178,14 +169,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	b.zp.Name, b.zp.Logger = b.name, log
 	b.mdp.Name, b.mdp.Logger = b.name, log
 	b.kv.Name, b.kv.Logger = b.name, log
-	if sec.tcpAuthenticated, err = curve.apply(log, &b.zp, &b.mdp, &b.kv); err != nil {
-		return cmd.Exit(cli.Usagef("%v", err))
-	}
 	if err := sec.apply(log, &b.zp, &b.mdp, &b.kv); err != nil {
 		return cmd.Exit(cli.Usagef("%v", err))
 	}
-	if err := cl.check(); err != nil {
-		return cmd.Exit(cli.Usagef("%v", err))
+	if err := store.apply(log, &b.zp, !b.noZpipes); err != nil {
+		return startFailed(stderr, b.name, err, func() []any { return nil })
 	}
 	// Log what applies, not what was typed (--pipe-limit 0 is 64MiB).
 	b.zp, b.mdp, b.kv = b.zp.WithDefaults(), b.mdp.WithDefaults(), b.kv.WithDefaults()
@@ -203,14 +191,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rl := &reloader{fs: fs, cmdline: cmdline, config: &b.config, raw: raw, log: log, live: map[string]func(string) (string, string, error){}}
 	rl.logLevel(level, &b.settings)
 	ready := []any{"name", b.name, "version", cli.Version("zbroker"), "log_level", level.Level().String()}
-	if cl.enabled() {
-		stop, err := cl.start(log, &b.kv, !b.noClone)
-		if err != nil {
-			fmt.Fprintf(stderr, "zbroker: cluster mode: %v\n", err)
-			return cli.ExitFailure
-		}
-		running = append(running, func() []any { stop(); return nil })
-	}
 	if !b.noZpipes {
 		srv, err := zpipes.Start(b.zp)
 		if err != nil {
@@ -218,7 +198,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		running = append(running, func() []any {
 			st := srv.Close()
-			return []any{"discarded_chunks", st.Chunks, "discarded_bytes", st.QueuedBytes,
+			fate := "discarded"
+			if store.durable() {
+				fate = "kept" // and logged by the store in detail
+			}
+			return []any{fate + "_chunks", st.Chunks, fate + "_bytes", st.QueuedBytes,
 				"discarded_held_writes", st.Stalled, "pipes", st.Pipes}
 		})
 		rl.zpipesLimits(srv, &b.zp)
@@ -247,9 +231,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		running = append(running, func() []any {
 			st := srv.Close()
-			if b.kv.Replica != nil {
-				return []any{"clone_keys_kept_in_cluster", st.Keys, "clone_sequence", st.Sequence}
-			}
 			return []any{"discarded_keys", st.Keys, "clone_sequence", st.Sequence}
 		})
 		ep := srv.Endpoints()

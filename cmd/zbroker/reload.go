@@ -57,25 +57,26 @@ type reloader struct {
 }
 
 func (r *reloader) logLevel(level *slog.LevelVar, s *settings) {
-	// Both flags decide the one level: change one, recompute, or undo.
-	change := func(update func()) (string, string, error) {
-		old, keep := level.Level(), *s
-		update()
-		if err := setLevel(level, s.logLevel, s.verbose); err != nil {
-			*s = keep
-			return "", "", err
+	apply := func(set func()) func(string) (string, string, error) {
+		return func(string) (string, string, error) {
+			old, keep := level.Level(), *s
+			set()
+			if err := setLevel(level, s.logLevel, s.verbose); err != nil {
+				*s = keep
+				return "", "", err
+			}
+			return old.String(), level.Level().String(), nil
 		}
-		return old.String(), level.Level().String(), nil
 	}
 	r.live["log-level"] = func(text string) (string, string, error) {
-		return change(func() { s.logLevel = text })
+		return apply(func() { s.logLevel = text })(text)
 	}
 	r.live["v"] = func(text string) (string, string, error) {
 		v, err := strconv.ParseBool(text)
 		if err != nil {
 			return "", "", err
 		}
-		return change(func() { s.verbose = v })
+		return apply(func() { s.verbose = v })(text)
 	}
 }
 

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/zbroker/zbroker/internal/units"
+	"github.com/zbroker/zbroker/internal/wal"
+	"github.com/zbroker/zbroker/zpipes"
+	"github.com/zbroker/zbroker/zpipes/logstore"
+)
+
+// storageFlags make zpipes (and Clone) durable (docs/durability.md).
+type storageFlags struct {
+	dataDir    string
+	fsync      string
+	interval   time.Duration
+	cacheLimit int64
+}
+
+func registerStorageFlags(fs *flag.FlagSet) *storageFlags {
+	s := &storageFlags{cacheLimit: 64 << 20}
+	fs.StringVar(&s.dataDir, "data-dir", "", "keep queued chunks and the Clone map in `dir`, so they survive a crash or restart (default: memory only)")
+	fs.StringVar(&s.fsync, "fsync", "interval", "with --data-dir, when to fsync: always (before each OK, batched), interval (every --fsync-interval) or never")
+	fs.DurationVar(&s.interval, "fsync-interval", 100*time.Millisecond, "with --fsync interval, the most a power loss can take")
+	fs.Var(units.Size{P: &s.cacheLimit}, "cache-limit", "with --data-dir, bytes of queued chunks kept in memory; the rest is read back from disk")
+	return s
+}
+
+// durable reports whether the services keep their state on disk.
+func (s *storageFlags) durable() bool { return s.dataDir != "" }
+
+// apply opens the stores in the data directory for the services served.
+// The services close them when they stop.
+func (s *storageFlags) apply(log *slog.Logger, zp *zpipes.Options, serveZpipes bool) error {
+	if !s.durable() {
+		return nil
+	}
+	mode, err := wal.ParseSyncMode(s.fsync)
+	if err != nil {
+		return err
+	}
+	if serveZpipes {
+		st, err := logstore.Open(logstore.Options{
+			Dir: filepath.Join(s.dataDir, "zpipes"), Sync: mode, SyncInterval: s.interval,
+			CacheLimit: s.cacheLimit, Logger: log,
+		})
+		if errors.Is(err, wal.ErrLocked) {
+			return fmt.Errorf("--data-dir %s is in use by another broker: %w", s.dataDir, err)
+		}
+		if err != nil {
+			return fmt.Errorf("--data-dir %s: %w", s.dataDir, err)
+		}
+		zp.Store = st
+	}
+	log.Info("durable storage", "data_dir", s.dataDir, "fsync", mode, "fsync_interval", s.interval,
+		"cache_limit", units.FormatSize(s.cacheLimit))
+	return nil
+}

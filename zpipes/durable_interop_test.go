@@ -1,0 +1,188 @@
+package zpipes_test
+
+// Durability against real libzmq peers and the zbroker binary: the broker
+// is SIGKILLed while pyzmq writers pipeline and a reader reads, and
+// restarted on the same --data-dir.
+
+import (
+	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zbroker/zbroker/zpipes"
+)
+
+// chunkIndex parses a chunk of peer.py's writes: "w<k>-%08d...".
+func chunkIndex(t *testing.T, c string) (writer, index int) {
+	t.Helper()
+	k, rest, ok := strings.Cut(c, "-")
+	if !ok || len(k) < 2 || k[0] != 'w' || len(rest) < 8 {
+		t.Fatalf("unexpected chunk %q", c)
+	}
+	w, err1 := strconv.Atoi(k[1:])
+	i, err2 := strconv.Atoi(rest[:8])
+	if err1 != nil || err2 != nil {
+		t.Fatalf("unexpected chunk %q", c)
+	}
+	return w, i
+}
+
+func startDurable(t *testing.T, bin, dir, name string, extra ...string) *ixBrokerProc {
+	t.Helper()
+	args := append([]string{"--data-dir", dir, "--no-majordomo", "--no-clone"}, extra...)
+	b := ixStartBinary(t, bin, append(args, name)...)
+	b.waitStarted()
+	return b
+}
+
+func (b *ixBrokerProc) sigkill() {
+	b.t.Helper()
+	b.cmd.Process.Signal(syscall.SIGKILL)
+	<-b.done
+}
+
+// Every acknowledged chunk survives a SIGKILL of the broker, each writer's
+// chunks stay in order, and only chunks that were out to the reader at the
+// crash (no more than its window) are delivered again.
+func TestInteropDurableCrash(t *testing.T) {
+	bin := ixBuildBroker(t)
+	const (
+		writers      = 4
+		writerWindow = 200
+		readerWindow = 200
+		perWriter    = 200000
+		rounds       = 3
+	)
+	for round := range rounds {
+		t.Run(fmt.Sprint("round", round), func(t *testing.T) {
+			dir := t.TempDir()
+			name := ixName("crash")
+			ep := zpipes.Endpoint(name)
+			fsync := []string{"interval", "always", "never"}[round%3]
+			b := startDurable(t, bin, dir, name, "--fsync", fsync)
+			var ws []*ixPeer
+			for i := range writers {
+				w := ixStartPeer(t, ep, "DEALER", fmt.Sprint("writer", i))
+				w.expect(ok, "OPEN", "crash")
+				w.writes("crash", perWriter, fmt.Sprintf("w%d-", i), 64, writerWindow)
+				ws = append(ws, w)
+			}
+			r := ixStartPeer(t, ep, "DEALER", "reader")
+			r.expect(ok, "OPEN", "crash")
+			r.reads("crash", writers*perWriter, readerWindow)
+			time.Sleep(time.Duration(300+mrand.IntN(700)) * time.Millisecond)
+			b.sigkill()
+
+			acked := make([]int, writers)
+			for i, w := range ws {
+				for _, m := range w.kill() {
+					if len(m) != 1 || m[0] != zpipes.ReplyOK {
+						t.Fatalf("writer %d got %s", i, describe(m))
+					}
+					acked[i]++
+				}
+			}
+			// What the broker wrote into the reader's socket is delivered:
+			// let the reader take all of it before it goes.
+			var before []string
+			for m := r.recvWithin(time.Second); m != nil; m = r.recvWithin(time.Second) {
+				before = append(before, m[0])
+			}
+			for _, m := range r.kill() {
+				before = append(before, m[0])
+			}
+			// Before the crash: each writer's chunks in order, from 0.
+			next := make([]int, writers)
+			posOf := map[string]int{}
+			for p, c := range before {
+				w, i := chunkIndex(t, c)
+				if i != next[w] {
+					t.Fatalf("before the crash writer %d's chunk %d came when %d was due", w, i, next[w])
+				}
+				next[w]++
+				posOf[c[:12]] = p
+			}
+
+			b2 := startDurable(t, bin, dir, name, "--fsync", fsync)
+			r2 := ixStartPeer(t, ep, "DEALER", "reader2")
+			r2.expect(ok, "OPEN", "crash")
+			r2.reads("crash", writers*perWriter, readerWindow)
+			var after []string
+			for {
+				m := r2.recvWithin(2 * time.Second)
+				if m == nil {
+					break
+				}
+				after = append(after, m[0])
+			}
+			r2.kill()
+			first := make([]int, writers)
+			seen := make([]bool, writers)
+			last := make([]int, writers)
+			redelivered := 0
+			for _, c := range after {
+				w, i := chunkIndex(t, c)
+				if !seen[w] {
+					seen[w], first[w], last[w] = true, i, i-1
+				}
+				if i != last[w]+1 {
+					t.Fatalf("after the restart writer %d's chunk %d came after %d", w, i, last[w])
+				}
+				last[w] = i
+				if i < next[w] {
+					redelivered++
+					if p := posOf[c[:12]]; p < len(before)-readerWindow {
+						t.Fatalf("chunk %q delivered again, though it was %d chunks before the crash (window %d)", c[:12], len(before)-p, readerWindow)
+					}
+				}
+			}
+			for w := range writers {
+				have := next[w] // everything below is read, before or after
+				if seen[w] {
+					if first[w] > next[w] {
+						t.Fatalf("writer %d: chunks %d..%d lost (read %d before the crash, resumed at %d)", w, next[w], first[w]-1, next[w], first[w])
+					}
+					have = max(have, last[w]+1)
+				}
+				if have < acked[w] {
+					t.Fatalf("writer %d: %d chunks acknowledged, only %d recovered", w, acked[w], have)
+				}
+			}
+			total := 0
+			for _, a := range acked {
+				total += a
+			}
+			if total < 1000 || len(after) == 0 {
+				t.Fatalf("only %d chunks acknowledged, %d read after: the test did not exercise recovery", total, len(after))
+			}
+			t.Logf("fsync %s: %d acknowledged, %d read before the crash, %d after, %d delivered again",
+				fsync, total, len(before), len(after), redelivered)
+			if redelivered > 0 && !strings.Contains(b2.stderr.String(), "delivered again") {
+				t.Errorf("%d chunks delivered again, and the log does not say so", redelivered)
+			}
+			b2.cmd.Process.Signal(syscall.SIGTERM)
+			if code := b2.exitCode(10 * time.Second); code != 0 {
+				t.Fatalf("zbroker exited %d on TERM", code)
+			}
+		})
+	}
+}
+
+// A second broker on the same data directory exits 1 and says why.
+func TestInteropDataDirLocked(t *testing.T) {
+	bin := ixBuildBroker(t)
+	dir := t.TempDir()
+	startDurable(t, bin, dir, ixName("lock1"))
+	b := ixStartBinary(t, bin, "--data-dir", dir, "--no-majordomo", "--no-clone", ixName("lock2"))
+	if code := b.exitCode(10 * time.Second); code != 1 {
+		t.Fatalf("second broker exited %d, want 1", code)
+	}
+	if out := b.stderr.String(); !strings.Contains(out, "in use by another broker") || !strings.Contains(out, strconv.Itoa(os.Getpid())) && !strings.Contains(out, "pid") {
+		t.Fatalf("second broker said: %s", out)
+	}
+}

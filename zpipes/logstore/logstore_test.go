@@ -1,0 +1,231 @@
+package logstore
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zbroker/zbroker/internal/wal"
+	"github.com/zbroker/zbroker/zpipes"
+	"github.com/zbroker/zbroker/zpipes/storetest"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestContract(t *testing.T) {
+	for _, mode := range []wal.SyncMode{wal.SyncNever, wal.SyncAlways} {
+		t.Run(mode.String(), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) zpipes.Store {
+				s, err := Open(Options{Dir: t.TempDir(), Sync: mode, Logger: quiet, CacheLimit: 1000, SegmentSize: 1 << 16})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			})
+		})
+	}
+}
+
+func open(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(Options{Dir: dir, Sync: wal.SyncNever, Logger: quiet, CacheLimit: 1 << 10, SegmentSize: 1 << 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// settle handles notes until every Append is stored.
+func settle(t *testing.T, s *Store) {
+	t.Helper()
+	for s.tokens.Len() > 0 || s.wal.Written() < s.wal.End() {
+		s.Handle(<-s.Notes())
+	}
+}
+
+// take takes n chunks, consuming those not kept.
+func take(t *testing.T, s *Store, q zpipes.Queue, n int, consume bool) []string {
+	t.Helper()
+	var got []string
+	for len(got) < n {
+		ch, ok := q.Next()
+		if !ok {
+			s.Handle(<-s.Notes())
+			continue
+		}
+		if consume {
+			q.Consumed([]zpipes.Chunk{ch})
+		}
+		got = append(got, string(ch.Data))
+	}
+	return got
+}
+
+// After a restart each writer's unconsumed chunks come back in order,
+// round robin between writers; those taken but not consumed count as
+// redelivered; segments wholly consumed are gone.
+func TestReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	q := s.Queue("p")
+	a, b := q.NewWriter(), q.NewWriter()
+	for i := range 300 {
+		q.Append(a, []byte(fmt.Sprintf("a%03d-%s", i, strings.Repeat("x", 50))), nil)
+		q.Append(b, []byte(fmt.Sprintf("b%03d-%s", i, strings.Repeat("x", 50))), nil)
+	}
+	settle(t, s)
+	take(t, s, q, 400, true) // a000..a199, b000..b199
+	take(t, s, q, 10, false) // a200..a204, b200..b204: out at the "crash"
+	settle(t, s)
+	segsBefore, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
+	if _, err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	rec := s.Recovered()
+	if len(rec) != 1 || rec[0].Name != "p" || rec[0].Chunks != 200 || s.Stats().Redelivered != 10 {
+		t.Fatalf("recovered %+v, stats %+v", rec, s.Stats())
+	}
+	q = s.Queue("p")
+	got := take(t, s, q, 200, true)
+	for i, c := range got {
+		w, n := "a", 200+i/2
+		if i%2 == 1 {
+			w = "b"
+		}
+		if want := fmt.Sprintf("%s%03d-", w, n); !strings.HasPrefix(c, want) {
+			t.Fatalf("chunk %d = %.5s, want %s", i, c, want)
+		}
+	}
+	if _, ok := q.Next(); ok {
+		t.Fatal("more chunks than written")
+	}
+	if len(segsBefore) < 3 {
+		t.Fatalf("only %d segments: test does not exercise reclamation", len(segsBefore))
+	}
+	q.Release()
+	settle(t, s)
+	s.Close()
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.wal")); len(left) != 0 {
+		t.Fatalf("released pipe left %v", left)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	if len(s.Recovered()) != 0 {
+		t.Fatalf("recovered %+v after release", s.Recovered())
+	}
+}
+
+// Segments are deleted as their chunks are consumed, while another pipe
+// keeps an old chunk: the marks they held are written again, so nothing
+// consumed comes back after a restart.
+func TestReclaimKeepsMarks(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	slow, fast := s.Queue("slow"), s.Queue("fast")
+	ws, wf := slow.NewWriter(), fast.NewWriter()
+	slow.Append(ws, []byte("old-1"), nil)
+	slow.Append(ws, []byte("old-2"), nil)
+	settle(t, s)
+	for i := range 2000 {
+		if i == 500 {
+			// old-1 consumed: its mark goes into a segment that holds
+			// only fast's chunks, deleted long before old-2's.
+			take(t, s, slow, 1, true)
+		}
+		fast.Append(wf, []byte(fmt.Sprintf("f%04d-%s", i, strings.Repeat("y", 40))), nil)
+		if i%100 == 99 {
+			settle(t, s)
+			take(t, s, fast, 100, true)
+		}
+	}
+	settle(t, s)
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
+	s.Close()
+	if len(segs) > 3 {
+		t.Fatalf("%d segments kept: consumed ones not reclaimed", len(segs))
+	}
+	s = open(t, dir)
+	defer s.Close()
+	if rec := s.Recovered(); len(rec) != 1 || rec[0].Name != "slow" || rec[0].Chunks != 1 {
+		t.Fatalf("recovered %+v, want slow's old-2 only", rec)
+	}
+	if got := take(t, s, s.Queue("slow"), 1, true); got[0] != "old-2" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// writeChunks stores n chunks "c000".. from one writer and closes the
+// store, returning the chunks' positions.
+func writeChunks(t *testing.T, dir string, n int) []wal.Pos {
+	t.Helper()
+	s := open(t, dir)
+	q := s.Queue("p")
+	w := q.NewWriter()
+	for i := range n {
+		q.Append(w, []byte(fmt.Sprintf("c%03d", i)), nil)
+	}
+	settle(t, s)
+	var ps []wal.Pos
+	wr := s.writers[w]
+	for i := 0; i < wr.chunks.Len(); i++ {
+		ps = append(ps, wr.chunks.At(i).pos)
+	}
+	s.Close()
+	return ps
+}
+
+func segFile(t *testing.T, dir string, p wal.Pos) string {
+	return filepath.Join(dir, fmt.Sprintf("%016x.wal", p.Seg()))
+}
+
+// A chunk cut short at the end of the log is dropped; all before it are
+// served.
+func TestTornTailChunk(t *testing.T) {
+	dir := t.TempDir()
+	ps := writeChunks(t, dir, 50)
+	last := ps[len(ps)-1]
+	if err := os.Truncate(segFile(t, dir, last), last.Off()+wal.RecordHeader+2); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dir)
+	defer s.Close()
+	if rec := s.Recovered(); len(rec) != 1 || rec[0].Chunks != 49 || s.Stats().Lost != 0 {
+		t.Fatalf("recovered %+v, stats %+v", rec, s.Stats())
+	}
+	for i, c := range take(t, s, s.Queue("p"), 49, true) {
+		if c != fmt.Sprintf("c%03d", i) {
+			t.Fatalf("chunk %d = %q", i, c)
+		}
+	}
+}
+
+// A damaged chunk in the middle is reported lost; the others are served,
+// in order.
+func TestDamagedChunk(t *testing.T) {
+	dir := t.TempDir()
+	ps := writeChunks(t, dir, 50)
+	f := segFile(t, dir, ps[20])
+	b, _ := os.ReadFile(f)
+	b[ps[20].Off()+wal.RecordHeader+5] ^= 0xff
+	os.WriteFile(f, b, 0o600)
+	s := open(t, dir)
+	defer s.Close()
+	if rec := s.Recovered(); len(rec) != 1 || rec[0].Chunks != 49 || s.Stats().Lost != 1 {
+		t.Fatalf("recovered %+v, stats %+v", rec, s.Stats())
+	}
+	got := take(t, s, s.Queue("p"), 49, true)
+	for i, c := range got {
+		want := i
+		if i >= 20 {
+			want++
+		}
+		if c != fmt.Sprintf("c%03d", want) {
+			t.Fatalf("chunk %d = %q, want c%03d", i, c, want)
+		}
+	}
+}
