@@ -43,8 +43,13 @@ func (p *peer) output() string {
 
 func startPeer(t *testing.T, s *Server, mode string, args ...string) *peer {
 	t.Helper()
+	return startPeerAt(t, s.Endpoints(), mode, args...)
+}
+
+// startPeerAt is startPeer for a server at ep, e.g. in another process.
+func startPeerAt(t *testing.T, ep Endpoints, mode string, args ...string) *peer {
+	t.Helper()
 	py := pythonZMQ(t)
-	ep := s.Endpoints()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	all := append([]string{filepath.Join("testdata", "chp_peer.py"), mode, ep.Snapshot, ep.Publisher, ep.Collector}, args...)
 	p := &peer{cmd: exec.CommandContext(ctx, py, all...), done: make(chan error, 1)}

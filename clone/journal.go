@@ -70,3 +70,10 @@ func (MemoryJournal) Handle(Note) uint64                    { return 0 }
 func (MemoryJournal) CompactWanted() bool                   { return false }
 func (MemoryJournal) Compact(iter.Seq[Entry], uint64) error { return nil }
 func (MemoryJournal) Close() error                          { return nil }
+
+// EncodeProps encodes properties as CHP frames them ("name=value\n"...),
+// for journals to store an entry's properties.
+func EncodeProps(props []Prop) ([]byte, error) { return encodeProps(props) }
+
+// DecodeProps decodes what EncodeProps encoded.
+func DecodeProps(b []byte) ([]Prop, error) { return decodeProps(b) }

@@ -18,6 +18,10 @@ modes:
                            back; print a JSON line per sync; exit after the
                            second sync that contains the key "/new"
   serve                    a minimal libzmq CHP server (for the Go client)
+  populate N TTLKEY TTL    set /p/0../p/N-1 and TTLKEY (ttl=TTL), wait until a
+                           snapshot has them all, print it as JSON
+  watch KEY TIMEOUT        subscribe, snapshot, print it as JSON, then print
+                           live updates until KEY is deleted or TIMEOUT
   garbage                  send malformed messages to collector and snapshot,
                            then one good KVSET and a good ICANHAZ?
 """
@@ -253,6 +257,39 @@ def mode_serve(snap_ep, pub_ep, coll_ep):
             else:
                 kv.pop(key, None)
             pub.send_multipart(kvmsg(key, seq, uuid, props, body))
+
+
+def mode_populate(snap_ep, pub_ep, coll_ep, n, ttl_key, ttl):
+    n = int(n)
+    c = collector(coll_ep)
+    for i in range(n):
+        c.send_multipart(kvmsg(b"/p/%d" % i, 0, os.urandom(16), b"", str(i).encode()))
+    c.send_multipart(kvmsg(ttl_key.encode(), 0, os.urandom(16), ("ttl=%s\n" % ttl).encode(), b"eph"))
+    deadline = time.time() + 10
+    while True:
+        kv, seq = snapshot(snap_ep, "")
+        if len(kv) == n + 1 or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    print(json.dumps({"seq": seq, "map": kv}), flush=True)
+
+
+def mode_watch(snap_ep, pub_ep, coll_ep, key, timeout):
+    sub = subscriber(pub_ep, "")
+    if not sub.poll(5000):
+        raise SystemExit("no message on the subscriber")
+    kv, seq = snapshot(snap_ep, "")
+    print(json.dumps({"seq": seq, "map": kv}), flush=True)
+    deadline = time.time() + float(timeout)
+    while time.time() < deadline:
+        if not sub.poll(100):
+            continue
+        k, s, _, _, body = parse(sub.recv_multipart())
+        if k == "HUGZ":
+            continue
+        print(json.dumps({"key": k, "seq": s, "body": body.decode()}), flush=True)
+        if k == key and not body:
+            return
 
 
 if __name__ == "__main__":

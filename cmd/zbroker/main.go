@@ -172,7 +172,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := sec.apply(log, &b.zp, &b.mdp, &b.kv); err != nil {
 		return cmd.Exit(cli.Usagef("%v", err))
 	}
-	if err := store.apply(log, &b.zp, !b.noZpipes); err != nil {
+	if err := store.apply(log, &b.zp, &b.kv, !b.noZpipes, !b.noClone); err != nil {
 		return startFailed(stderr, b.name, err, func() []any { return nil })
 	}
 	// Log what applies, not what was typed (--pipe-limit 0 is 64MiB).
@@ -231,6 +231,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		running = append(running, func() []any {
 			st := srv.Close()
+			if store.durable() {
+				return []any{"kept_keys", st.Keys, "clone_sequence", st.Sequence}
+			}
 			return []any{"discarded_keys", st.Keys, "clone_sequence", st.Sequence}
 		})
 		ep := srv.Endpoints()

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/zbroker/zbroker/clone"
+	"github.com/zbroker/zbroker/clone/logjournal"
 	"github.com/zbroker/zbroker/internal/units"
 	"github.com/zbroker/zbroker/internal/wal"
 	"github.com/zbroker/zbroker/zpipes"
@@ -36,7 +38,7 @@ func (s *storageFlags) durable() bool { return s.dataDir != "" }
 
 // apply opens the stores in the data directory for the services served.
 // The services close them when they stop.
-func (s *storageFlags) apply(log *slog.Logger, zp *zpipes.Options, serveZpipes bool) error {
+func (s *storageFlags) apply(log *slog.Logger, zp *zpipes.Options, kv *clone.Options, serveZpipes, serveClone bool) error {
 	if !s.durable() {
 		return nil
 	}
@@ -49,15 +51,32 @@ func (s *storageFlags) apply(log *slog.Logger, zp *zpipes.Options, serveZpipes b
 			Dir: filepath.Join(s.dataDir, "zpipes"), Sync: mode, SyncInterval: s.interval,
 			CacheLimit: s.cacheLimit, Logger: log,
 		})
-		if errors.Is(err, wal.ErrLocked) {
-			return fmt.Errorf("--data-dir %s is in use by another broker: %w", s.dataDir, err)
-		}
 		if err != nil {
-			return fmt.Errorf("--data-dir %s: %w", s.dataDir, err)
+			return dataDirError(s.dataDir, err)
 		}
 		zp.Store = st
+	}
+	if serveClone {
+		j, err := logjournal.Open(logjournal.Options{
+			Dir: filepath.Join(s.dataDir, "clone"), Sync: mode, SyncInterval: s.interval, Logger: log,
+		})
+		if err == nil {
+			kv.Journal = j
+		} else {
+			if zp.Store != nil {
+				zp.Store.Close()
+			}
+			return dataDirError(s.dataDir, err)
+		}
 	}
 	log.Info("durable storage", "data_dir", s.dataDir, "fsync", mode, "fsync_interval", s.interval,
 		"cache_limit", units.FormatSize(s.cacheLimit))
 	return nil
+}
+
+func dataDirError(dir string, err error) error {
+	if errors.Is(err, wal.ErrLocked) {
+		return fmt.Errorf("--data-dir %s is in use by another broker: %w", dir, err)
+	}
+	return fmt.Errorf("--data-dir %s: %w", dir, err)
 }
