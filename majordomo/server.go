@@ -143,7 +143,7 @@ type Server struct {
 	inflight int
 	nextID   uint64
 	expired  []*worker
-	failures map[string]uint64 // failure replies sent, by code
+	failures map[string]uint64 // requests failed, by code
 }
 
 // peer is one connection: a client, a worker, or (rarely) both.

@@ -33,7 +33,7 @@ type PeerInfo struct {
 type Snapshot struct {
 	Stats
 	Requests uint64            // requests accepted since the start (MMI excluded)
-	Failures map[string]uint64 // failure replies sent since the start, by code
+	Failures map[string]uint64 // requests failed since the start, by code
 	Services []ServiceInfo     // the busiest services first
 	Conns    []PeerInfo        // the oldest connections first
 }

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/zbroker/zbroker/clone"
 	"github.com/zbroker/zbroker/internal/cli"
+	"github.com/zbroker/zbroker/internal/observe"
 	"github.com/zbroker/zbroker/internal/sdnotify"
 	"github.com/zbroker/zbroker/internal/units"
 	"github.com/zbroker/zbroker/majordomo"
@@ -29,6 +29,7 @@ func main() {
 }
 
 const usage = `usage: zbroker [flags] [NAME]
+       zbroker status [NAME]   (see zbroker status --help)
        zbroker help | --help | --version
 
 Runs the broker named NAME (default "default"), hosting three services:
@@ -141,6 +142,9 @@ func (b *broker) parse(fs *flag.FlagSet, args []string) (map[string]bool, map[st
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "status" {
+		return runStatus(args[1:], stdout, stderr)
+	}
 	// First, so that a SIGHUP sent while starting (a reload racing the
 	// start) cannot kill the broker.
 	signals := make(chan os.Signal, 1)
@@ -154,11 +158,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// Other files of this package register their flags here.
 	sec := registerSecurityFlags(fs)
 	store := registerStorageFlags(fs)
-	var help bytes.Buffer
-	fs.SetOutput(&help)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
-	cmd.Usage = usage + help.String()
+	var obs observeSettings
+	obs.flags(fs)
+	cmd.Usage = usage + flagDefaults(fs)
 
 	cmdline, raw, err := b.parse(fs, args)
 	if err != nil {
@@ -191,6 +193,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rl := &reloader{fs: fs, cmdline: cmdline, config: &b.config, raw: raw, log: log, live: map[string]func(string) (string, string, error){}}
 	rl.logLevel(level, &b.settings)
 	ready := []any{"name", b.name, "version", cli.Version("zbroker"), "log_level", level.Level().String()}
+	observed := &observe.Broker{Name: b.name}
 	if !b.noZpipes {
 		srv, err := zpipes.Start(b.zp)
 		if err != nil {
@@ -206,6 +209,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				"discarded_held_writes", st.Stalled, "pipes", st.Pipes}
 		})
 		rl.zpipesLimits(srv, &b.zp)
+		observed.Zpipes = srv
 		ready = append(ready, "zpipes", srv.Endpoint(), "pipe_limit", units.FormatSize(b.zp.PipeLimit),
 			"total_limit", units.FormatSize(b.zp.TotalLimit), "max_chunk", units.FormatSize(b.zp.MaxChunkSize),
 			"max_pending", b.zp.MaxPendingReplies)
@@ -220,6 +224,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return []any{"discarded_requests", st.Queued + st.InFlight}
 		})
 		rl.majordomoLimits(srv, &b.mdp)
+		observed.Majordomo = srv
 		ready = append(ready, "majordomo", srv.Endpoint(), "mdp_heartbeat", b.mdp.HeartbeatInterval,
 			"mdp_liveness", b.mdp.HeartbeatLiveness, "mdp_request_timeout", b.mdp.RequestTimeout,
 			"mdp_queue_limit", b.mdp.RequestQueueLimit)
@@ -236,10 +241,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			return []any{"discarded_keys", st.Keys, "clone_sequence", st.Sequence}
 		})
+		observed.Clone = srv
 		ep := srv.Endpoints()
 		ready = append(ready, "clone_snapshot", ep.Snapshot, "clone_updates", ep.Publisher, "clone_collector", ep.Collector,
 			"clone_heartbeat", b.kv.HeartbeatInterval, "clone_max_value", units.FormatSize(b.kv.MaxValueSize))
 	}
+	stopObs, attrs, err := obs.start(observed, sec, b.zp.Guard, log)
+	if err != nil {
+		return startFailed(stderr, b.name, err, stopAll)
+	}
+	running = append(running, func() []any { stopObs(); return nil })
+	ready = append(ready, attrs...)
 	// Bind every endpoint before this line: scripts and systemd take it
 	// as the sign that clients can connect.
 	log.Info("zbroker ready", ready...)
