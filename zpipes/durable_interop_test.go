@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/zbroker/zbroker/zpipes"
 )
@@ -184,5 +185,58 @@ func TestInteropDataDirLocked(t *testing.T) {
 	}
 	if out := b.stderr.String(); !strings.Contains(out, "in use by another broker") || !strings.Contains(out, strconv.Itoa(os.Getpid())) && !strings.Contains(out, "pid") {
 		t.Fatalf("second broker said: %s", out)
+	}
+}
+
+// setFileSizeLimit sets RLIMIT_FSIZE of process pid (prlimit(2)).
+func setFileSizeLimit(t *testing.T, pid int, limit uint64) {
+	t.Helper()
+	lim := [2]uint64{limit, ^uint64(0)} // soft, hard (unlimited)
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, uintptr(pid), uintptr(syscall.RLIMIT_FSIZE),
+		uintptr(unsafe.Pointer(&lim)), 0, 0, 0); e != 0 {
+		t.Fatalf("prlimit(%d, RLIMIT_FSIZE): %v", pid, e)
+	}
+}
+
+// Disk full (a file size limit on the broker): WRITEs past it get no OK,
+// the broker says so once, reads go on, and when space returns every
+// WRITE is acknowledged and every chunk read in order.
+func TestInteropDurableDiskFull(t *testing.T) {
+	bin := ixBuildBroker(t)
+	dir, name := t.TempDir(), ixName("full")
+	b := startDurable(t, bin, dir, name, "--fsync", "always")
+	setFileSizeLimit(t, b.cmd.Process.Pid, 1<<20)
+	ep := zpipes.Endpoint(name)
+	const n, size = 100, 64 << 10
+	w := ixStartPeer(t, ep, "DEALER", "writer")
+	w.expect(ok, "OPEN", "full")
+	w.writes("full", n, "F", size, n)
+	acked := 0
+	for w.recvWithin(2*time.Second) != nil {
+		acked++
+	}
+	if acked >= 16 || acked == 0 {
+		t.Fatalf("%d of %d WRITEs of 64 KiB acknowledged with a 1 MiB file size limit", acked, n)
+	}
+	ixWait(t, 10*time.Second, "the write error logged", func() bool {
+		return strings.Contains(b.stderr.String(), "log write failed")
+	})
+	// Reads go on: the reader gets everything the broker holds, in order.
+	r := ixStartPeer(t, ep, "DEALER", "reader")
+	r.expect(ok, "OPEN", "full")
+	r.reads("full", n, 10)
+	checkSeq(t, "chunks read while the disk is full", r.collect(n), "F", 0)
+	w.quiet(500 * time.Millisecond)
+	setFileSizeLimit(t, b.cmd.Process.Pid, ^uint64(0))
+	w.expectOKs(n - acked)
+	ixWait(t, 10*time.Second, "the recovery logged", func() bool {
+		return strings.Contains(b.stderr.String(), "log writes succeed again")
+	})
+	if c := strings.Count(b.stderr.String(), "log write failed"); c != 1 {
+		t.Fatalf("the write error was logged %d times, want once per episode", c)
+	}
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	if code := b.exitCode(10 * time.Second); code != 0 {
+		t.Fatalf("zbroker exited %d on TERM", code)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/zbroker/zbroker/internal/units"
+	"github.com/zbroker/zbroker/internal/wal"
 )
 
 const usage = `usage: zpipes-bench [flags]
@@ -67,6 +68,7 @@ type config struct {
 	NoRelay       bool
 	ProfileDir    string
 	Repeat        int
+	Durable       []string // fsync modes of durable targets
 }
 
 // benchCase is one load shape.
@@ -112,6 +114,11 @@ type result struct {
 	Fillers        int64    `json:"fillers"`
 	Errors         []string `json:"errors,omitempty"`
 	VsRelay        *ratios  `json:"vs_relay,omitempty"`
+	// FsyncsPerSec (durable targets) is the broker's fsyncs over its
+	// whole run (warmup included) per second; VsMemory compares with
+	// the memory broker in the same case.
+	FsyncsPerSec *float64 `json:"fsyncs_per_sec,omitempty"`
+	VsMemory     *ratios  `json:"vs_memory,omitempty"`
 	// Runs lists each run's figures when the case ran more than once
 	// (--repeat); the figures above are then their medians.
 	Runs []runFigures `json:"runs,omitempty"`
@@ -141,8 +148,12 @@ type report struct {
 	DurationSec float64   `json:"duration_s"`
 	Repeat      int       `json:"repeat"`
 	Results     []*result `json:"results"`
-	Targets     []check   `json:"targets,omitempty"`
-	OK          bool      `json:"ok"`
+	// FsyncPerChunk is how many 64-byte records a second one
+	// write+fsync each allows in $TMPDIR, measured in this run when it
+	// has durable targets.
+	FsyncPerChunk *float64 `json:"one_fsync_per_chunk_per_sec,omitempty"`
+	Targets       []check  `json:"targets,omitempty"`
+	OK            bool     `json:"ok"`
 }
 
 // check is one of issue 3's targets, evaluated on this run's figures.
@@ -200,6 +211,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		targets = append(targets, childTarget("zpipes"))
+		for _, m := range cfg.Durable {
+			targets = append(targets, childTarget(durablePrefix+m))
+		}
 	}
 	if cfg.ProfileDir != "" {
 		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
@@ -263,6 +277,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	fs.StringVar(&cfg.Endpoint, "endpoint", "", "drive the broker at this `endpoint` (e.g. ipc://@/zpipes/NAME) instead of a child zpipes; no CPU/RSS figures, and no relay unless --relay-endpoint")
 	fs.StringVar(&cfg.RelayEndpoint, "relay-endpoint", "", "use the bare relay (or any baseline) already running at this `endpoint`")
 	fs.BoolVar(&cfg.NoRelay, "no-relay", false, "skip the bare relay (no ratios)")
+	durable := fs.String("durable", "", "also run durable brokers (--data-dir in $TMPDIR) with these fsync `modes`, comma-separated (always, interval, never), against the memory broker")
 	fs.StringVar(&cfg.ProfileDir, "profile", "", "write CPU profiles into `dir`: one per child broker and case (NN-SERVER-CASE.pprof), and bench.pprof for the load generator")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
@@ -293,6 +308,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 			return bad("--sizes: %s is out of range (1 B to 256 MiB)", s)
 		}
 		cfg.Sizes = append(cfg.Sizes, n)
+	}
+	for _, m := range strings.Split(*durable, ",") {
+		if m = strings.TrimSpace(m); m == "" {
+			continue
+		}
+		if _, err := wal.ParseSyncMode(m); err != nil {
+			return bad("--durable: %v", err)
+		}
+		cfg.Durable = append(cfg.Durable, m)
 	}
 	for _, c := range strings.Split(*cases, ",") {
 		c = strings.TrimSpace(c)
@@ -353,6 +377,14 @@ func bench(ctx context.Context, cfg *config, targets []target, progress io.Write
 		OK:          true,
 	}
 	cases := cfg.cases()
+	if len(cfg.Durable) > 0 {
+		rate, err := fsyncPerChunkRate(time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("measuring one fsync per chunk: %w", err)
+		}
+		rep.FsyncPerChunk = &rate
+		fmt.Fprintf(progress, "one write+fsync per 64 B chunk: %s chunks/s\n", siCount(rate))
+	}
 	total := len(cases) * len(targets) * cfg.Repeat
 	runID := rand.Uint32()
 	tty := isTerminal(progress)
@@ -400,13 +432,18 @@ func bench(ctx context.Context, cfg *config, targets []target, progress io.Write
 				}
 			}
 		}
-		var relayRuns []*result
+		var relayRuns, memoryRuns []*result
 		for ti, t := range targets {
 			agg := aggregate(runs[ti])
 			if t.Name == "relay" {
 				relayRuns = runs[ti]
 			} else if relayRuns != nil {
 				agg.VsRelay = compareRuns(runs[ti], relayRuns)
+			}
+			if t.Name == "zpipes" {
+				memoryRuns = runs[ti]
+			} else if strings.HasPrefix(t.Name, durablePrefix) && memoryRuns != nil {
+				agg.VsMemory = compareRuns(runs[ti], memoryRuns)
 			}
 			if len(agg.Errors) > 0 {
 				rep.OK = false
@@ -415,12 +452,16 @@ func bench(ctx context.Context, cfg *config, targets []target, progress io.Write
 		}
 	}
 	rep.Machine.LoadAvg[1] = loadAvg()
-	rep.Targets = evaluate(rep.Results)
+	var fpc float64
+	if rep.FsyncPerChunk != nil {
+		fpc = *rep.FsyncPerChunk
+	}
+	rep.Targets = evaluate(rep.Results, fpc)
 	return rep, nil
 }
 
 // evaluate checks issue 3's targets where this run has the figures.
-func evaluate(results []*result) []check {
+func evaluate(results []*result, fsyncPerChunk float64) []check {
 	find := func(server, group string, size, writers, pipes int) *result {
 		for _, r := range results {
 			if r.Server == server && r.Group == group && r.Size == size && r.Writers == writers && r.Pipes == pipes {
@@ -451,6 +492,17 @@ func evaluate(results []*result) []check {
 			case r.Group == "latency":
 				add(check{Target: "p50 latency, one chunk in flight: ≤ 2× relay", Server: r.Server, Value: v.P50, Limit: 2, AtMost: true})
 			}
+		}
+		if v := r.VsMemory; v != nil && r.Group == "sweep" && r.Writers == 1 && r.Pipes == 1 {
+			switch {
+			case r.Server == durablePrefix+"interval" && r.Size == 64 && r.Window >= 1000:
+				add(check{Target: "durable 64 B, window 1000, fsync interval: chunk rate ≥ 0.5× memory", Server: r.Server, Value: v.ChunksPerSec, Limit: 0.5})
+			case r.Server == durablePrefix+"interval" && r.Size == 1<<20:
+				add(check{Target: "durable 1 MiB, fsync interval: bandwidth ≥ 0.5× memory", Server: r.Server, Value: v.MBPerSec, Limit: 0.5})
+			}
+		}
+		if r.Server == durablePrefix+"always" && r.Group == "sweep" && r.Size == 64 && r.Writers == 1 && r.Pipes == 1 && r.Window >= 1000 && fsyncPerChunk > 0 {
+			add(check{Target: "durable 64 B, window 1000, fsync always: chunk rate ≥ 25× one fsync per chunk", Server: r.Server, Value: r.ChunksPerSec / fsyncPerChunk, Limit: 25})
 		}
 		if r.Group != "fanin" && r.Group != "pipes" {
 			continue
@@ -675,6 +727,14 @@ func runOne(ctx context.Context, cfg *config, c benchCase, t target, profile, pr
 			r.PeakRSS = &rss
 		}
 	}
+	if f, ok := inst.(interface {
+		Fsyncs() (uint64, float64, bool)
+	}); ok {
+		inst.Stop()
+		if n, secs, ok := f.Fsyncs(); ok && secs > 0 {
+			r.FsyncsPerSec = ptr(float64(n) / secs)
+		}
+	}
 	return r, nil
 }
 
@@ -760,6 +820,14 @@ func writeTable(w io.Writer, rep *report) {
 		fmt.Fprintf(tw, "%s\t%s\t%dw×%dp\t%d\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			r.Group, sizeLabel(int64(r.Size)), r.Writers, r.Pipes, r.Window, server,
 			siCount(r.ChunksPerSec), r.MBPerSec, p50, p99, cpu, per, rss, gen)
+		if v := r.VsMemory; v != nil {
+			fs := "-"
+			if r.FsyncsPerSec != nil {
+				fs = fmt.Sprintf("%.0f fsyncs/s", *r.FsyncsPerSec)
+			}
+			fmt.Fprintf(tw, "\t\t\t\t%s/memory\t%s\t%s\t%s\t%s\t\t%s\t%s\t%s\t\n",
+				r.Server, x(v.ChunksPerSec), x(v.MBPerSec), x(v.P50), x(v.P99), xp(v.CPUusPerChunk), xp(v.PeakRSS), fs)
+		}
 		if v := r.VsRelay; v != nil {
 			p50x, p99x := "-", "-"
 			if r.LatencySamples > 0 {
@@ -770,6 +838,9 @@ func writeTable(w io.Writer, rep *report) {
 		}
 	}
 	tw.Flush()
+	if rep.FsyncPerChunk != nil {
+		fmt.Fprintf(w, "\none write+fsync per 64 B chunk in $TMPDIR: %s chunks/s\n", siCount(*rep.FsyncPerChunk))
+	}
 	if len(rep.Targets) > 0 {
 		fmt.Fprintln(w, "\ntargets (issue 3):")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

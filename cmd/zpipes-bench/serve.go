@@ -65,6 +65,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		stop = func() { srv.Close() }
+	case "zpipes-always", "zpipes-interval", "zpipes-never":
+		var err error
+		if stop, err = startDurable(strings.TrimPrefix(args[0], durablePrefix), args[1], stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "zpipes-bench serve: %v\n", err)
+			return 1
+		}
 	case "relay":
 		r, err := relay.Start(args[1])
 		if err != nil {
@@ -118,15 +124,28 @@ func childTarget(kind string) target {
 			return nil, err
 		}
 		ready := make(chan error, 1)
+		c := &child{cmd: cmd, stdin: stdin, ep: ep, exited: make(chan struct{}), outDone: make(chan struct{}), started: time.Now()}
 		go func() {
-			line, err := bufio.NewReader(out).ReadString('\n')
+			defer close(c.outDone)
+			br := bufio.NewReader(out)
+			line, err := br.ReadString('\n')
 			if err == nil && strings.TrimSpace(line) != "ready" {
 				err = fmt.Errorf("unexpected %q", line)
 			}
 			ready <- err
-			io.Copy(io.Discard, out)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if n, ok := strings.CutPrefix(strings.TrimSpace(line), "fsyncs "); ok {
+					if v, err := strconv.ParseUint(n, 10, 64); err == nil {
+						c.fsyncs.Store(v)
+						c.hasFsyncs.Store(true)
+					}
+				}
+			}
 		}()
-		c := &child{cmd: cmd, stdin: stdin, ep: ep, exited: make(chan struct{})}
 		go func() {
 			c.waitErr = cmd.Wait()
 			close(c.exited)
@@ -151,6 +170,19 @@ type child struct {
 	exited  chan struct{}
 	waitErr error // set before exited is closed
 	stopped atomic.Bool
+	// A durable broker says how many fsyncs it did when it stops.
+	outDone   chan struct{}
+	started   time.Time
+	stoppedAt time.Time
+	fsyncs    atomic.Uint64
+	hasFsyncs atomic.Bool
+}
+
+// Fsyncs returns the fsyncs a stopped durable broker reported and the
+// seconds it ran.
+func (c *child) Fsyncs() (uint64, float64, bool) {
+	<-c.outDone
+	return c.fsyncs.Load(), c.stoppedAt.Sub(c.started).Seconds(), c.hasFsyncs.Load()
 }
 
 func (c *child) Endpoint() string { return c.ep }
@@ -178,7 +210,10 @@ func (c *child) Died(wait time.Duration) error {
 }
 
 func (c *child) Stop() {
-	c.stopped.Store(true)
+	if c.stopped.Swap(true) {
+		return
+	}
+	c.stoppedAt = time.Now()
 	c.stdin.Close()
 	select {
 	case <-c.exited:

@@ -124,6 +124,16 @@ func checkHeader(b []byte, kind string, seg uint64) error {
 // AppendRecord appends a record at position pos, its payload the
 // concatenation of parts.
 func AppendRecord(dst []byte, typ byte, pos Pos, parts ...[]byte) []byte {
+	dst = appendRecordHeader(dst, typ, pos, parts...)
+	for _, p := range parts {
+		dst = append(dst, p...)
+	}
+	return dst
+}
+
+// appendRecordHeader appends the header of the record AppendRecord would
+// append, without its payload.
+func appendRecordHeader(dst []byte, typ byte, pos Pos, parts ...[]byte) []byte {
 	n := 0
 	for _, p := range parts {
 		n += len(p)
@@ -132,11 +142,11 @@ func AppendRecord(dst []byte, typ byte, pos Pos, parts ...[]byte) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
 	dst = append(dst, 0, 0, 0, 0, typ, 0, 0, 0)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(pos))
-	for _, p := range parts {
-		dst = append(dst, p...)
-	}
 	crc := crc32.Update(0, castagnoli, dst[start:start+4])
 	crc = crc32.Update(crc, castagnoli, dst[start+8:])
+	for _, p := range parts {
+		crc = crc32.Update(crc, castagnoli, p)
+	}
 	binary.LittleEndian.PutUint32(dst[start+4:], crc)
 	return dst
 }

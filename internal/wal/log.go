@@ -88,6 +88,7 @@ type Log struct {
 	synced  atomic.Uint64 // end Pos of what is fsynced
 	notes   chan struct{}
 	fsyncs  atomic.Uint64
+	failing atomic.Bool // writes fail (disk full): see Failing
 
 	// Shared by writer and syncer.
 	smu      sync.Mutex
@@ -108,7 +109,11 @@ type op struct {
 	off int64
 	buf []byte
 	del bool
+	ref bool // buf is a caller's payload, not ours to reuse
 }
+
+// noCopy is the size from which a record's last part is not copied.
+const noCopy = 32 << 10
 
 // Recovered describes what Open read.
 type Recovered struct {
@@ -304,7 +309,17 @@ func (l *Log) Append(typ byte, parts ...[]byte) (pos, end Pos) {
 	}
 	pos = MakePos(l.seg, l.off)
 	b := l.buffer(l.seg, l.off)
-	*b = AppendRecord(*b, typ, pos, parts...)
+	if big := parts[len(parts)-1]; len(big) >= noCopy {
+		// A large last part (a big chunk) is written from the caller's
+		// slice instead of being copied: the payload is immutable.
+		*b = appendRecordHeader(*b, typ, pos, parts...)
+		for _, p := range parts[:len(parts)-1] {
+			*b = append(*b, p...)
+		}
+		l.ops = append(l.ops, op{seg: l.seg, off: l.off + n - int64(len(big)), buf: big, ref: true})
+	} else {
+		*b = AppendRecord(*b, typ, pos, parts...)
+	}
 	l.off += n
 	l.end = MakePos(l.seg, l.off)
 	l.mu.Unlock()
@@ -314,7 +329,7 @@ func (l *Log) Append(typ byte, parts ...[]byte) (pos, end Pos) {
 
 // buffer returns the op to append bytes at off of seg to; l.mu held.
 func (l *Log) buffer(seg uint64, off int64) *[]byte {
-	if k := len(l.ops) - 1; k >= 0 && !l.ops[k].del && l.ops[k].seg == seg && l.ops[k].off+int64(len(l.ops[k].buf)) == off {
+	if k := len(l.ops) - 1; k >= 0 && !l.ops[k].del && !l.ops[k].ref && l.ops[k].seg == seg && l.ops[k].off+int64(len(l.ops[k].buf)) == off {
 		return &l.ops[k].buf
 	}
 	var buf []byte
@@ -407,6 +422,10 @@ func (l *Log) Durable() Pos {
 	}
 	return l.Written()
 }
+
+// Failing reports whether writes currently fail (the disk is full, say);
+// the writer retries until they succeed.
+func (l *Log) Failing() bool { return l.failing.Load() }
 
 // Fsyncs counts the fsyncs done.
 func (l *Log) Fsyncs() uint64 { return l.fsyncs.Load() }
@@ -545,9 +564,12 @@ func (l *Log) writer() {
 			l.smu.Lock()
 			l.syncFile, l.syncTo = f, MakePos(o.seg, o.off)
 			l.smu.Unlock()
-			l.recycle(o.buf[:0:cap(o.buf)])
+			if !o.ref {
+				l.recycle(o.buf[:0:cap(o.buf)])
+			}
 			backlog = backlog[1:]
 		}
+		l.failing.Store(err != nil)
 		if len(backlog) == 0 {
 			backlog = nil
 		}

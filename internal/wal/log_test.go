@@ -238,3 +238,27 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// A large payload written from the caller's slice reads back as written.
+func TestLargePayload(t *testing.T) {
+	dir := t.TempDir()
+	l, _, _ := open(t, dir, Options{Sync: SyncNever, SegmentSize: 1 << 20})
+	big := bytes.Repeat([]byte("0123456789abcdef"), 40000) // 640 KB
+	var ps []Pos
+	for i := range 5 {
+		p, _ := l.Append(1, []byte{byte(i)}, big)
+		ps = append(ps, p)
+		l.Append(2, []byte("small"))
+	}
+	waitDurable(t, l)
+	l.Close()
+	_, got, r := open(t, dir, Options{})
+	if len(got) != 10 || len(r.Damage) != 0 {
+		t.Fatalf("%d records, damage %v", len(got), r.Damage)
+	}
+	for i := range 5 {
+		if g := got[2*i]; g.pos != ps[i] || g.data != string(append([]byte{byte(i)}, big...)) {
+			t.Fatalf("record %d differs", i)
+		}
+	}
+}

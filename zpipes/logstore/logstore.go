@@ -48,7 +48,8 @@ const (
 
 // maxOut bounds the chunks of a pipe taken for its reader whose
 // consumption is not yet written to the log: at most this many can be
-// delivered again after a crash.
+// delivered again after a crash (unless the log could not be written at
+// the time, see Handle).
 const maxOut = 128
 
 // Options configure a Store.
@@ -365,6 +366,17 @@ func (s *Store) Handle(zpipes.Note) zpipes.Done {
 			ready = append(ready, m.q.name)
 		}
 	}
+	if s.wal.Failing() {
+		// Reads go on while the log cannot be written (the disk is
+		// full): what they consume is recorded when it can be, and a
+		// crash meanwhile may deliver more of it again.
+		for _, q := range s.queues {
+			if q.blocked {
+				q.blocked = false
+				ready = append(ready, q.name)
+			}
+		}
+	}
 	for s.evict.Len() > 0 && s.evict.At(0).end <= written {
 		if e := s.evict.PopFront(); e.cached {
 			e.cached = false
@@ -449,7 +461,7 @@ func (q *queue) len() int {
 func (q *queue) Next() (zpipes.Chunk, bool) {
 	s := q.s
 	for {
-		if q.out >= maxOut {
+		if q.out >= maxOut && !s.wal.Failing() {
 			q.blocked = true
 			return zpipes.Chunk{}, false
 		}
