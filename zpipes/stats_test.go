@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -77,4 +78,40 @@ func TestSnapshotCountsPipesAndConnections(t *testing.T) {
 	if _, err := srv.Snapshot(ctx, 1); !errors.Is(err, owner.ErrStopped) {
 		t.Errorf("Snapshot after Close: %v, want ErrStopped", err)
 	}
+}
+
+// How long a scrape holds the owning goroutine with many pipes: the
+// Snapshot that /metrics takes (the deepest 100 of 10,000 pipes) against
+// the plain Stats totals as the baseline.
+func BenchmarkSnapshot10kPipes(b *testing.B) { benchSnapshot(b, true) }
+func BenchmarkStats10kPipes(b *testing.B)    { benchSnapshot(b, false) }
+
+func benchSnapshot(b *testing.B, detailed bool) {
+	srv, err := Start(Options{Name: fmt.Sprintf("bench-snapshot-%d", os.Getpid()), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	// Pipes are made by the owner itself: only their count and depths
+	// matter here, not how chunks got there.
+	owner.Do(srv.calls, srv.stopped, func() {
+		for i := range 10000 {
+			p := newPipe(fmt.Sprintf("pipe-%05d", i), nil)
+			p.chunks, p.bytes = i*7919%10000, int64(i*64)
+			srv.pipes[p.name] = p
+		}
+	})
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		if detailed {
+			if s, err := srv.Snapshot(ctx, 100); err != nil || len(s.Deepest) != 100 {
+				b.Fatal(len(s.Deepest), err)
+			}
+		} else if srv.Stats().Pipes != 10000 {
+			b.Fatal("pipes lost")
+		}
+	}
+	b.StopTimer()
+	owner.Do(srv.calls, srv.stopped, func() { clear(srv.pipes) }) // nothing to discard at Close
 }

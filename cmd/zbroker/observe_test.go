@@ -6,12 +6,16 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/interop"
 	"github.com/zbroker/zbroker/internal/observe"
+	"github.com/zbroker/zbroker/internal/testuser"
 	"github.com/zbroker/zbroker/zpipes"
 	zpclient "github.com/zbroker/zbroker/zpipes/client"
 )
@@ -130,5 +134,65 @@ func TestStatusWithIPCDir(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"status", "--ipc-dir", dir, name}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "zpipes: serving") {
 		t.Errorf("status --ipc-dir: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+}
+
+// statsPeer is a libzmq REQ peer asking the control endpoint for STATS.
+const statsPeer = `
+import json, sys, zmq
+s = zmq.Context().socket(zmq.REQ)
+s.setsockopt(zmq.LINGER, 0)
+s.setsockopt(zmq.RCVTIMEO, int(sys.argv[2]))
+s.connect(sys.argv[1])
+s.send_multipart([b"STATS", b"1"])
+try:
+    r = s.recv_multipart()
+except zmq.Again:
+    print("no answer")
+    sys.exit(0)
+if r[0] == b"OK":
+    z = json.loads(r[1])["zpipes"]
+    print("OK", z["pipes"], len(z["pipe_list"]))
+else:
+    print(r[0].decode(), r[1].decode())
+`
+
+// The control endpoint speaks plain ZMTP to libzmq, and admits only the
+// peers the services admit: another uid gets no answer.
+func TestControlEndpointLibzmqAndAccess(t *testing.T) {
+	python := interop.Python(t)
+	name := uniqueName("ctl")
+	out, done := startRun(t, name)
+	defer stopRun(t, out, done)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := zpclient.Dial(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	for _, p := range []string{"a", "b"} {
+		if err := c.Open(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Write(ctx, p, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ep := observe.ControlEndpoint(name)
+	got, err := exec.Command(python, "-c", statsPeer, ep, "5000").Output()
+	if err != nil || strings.TrimSpace(string(got)) != "OK 2 1" {
+		t.Fatalf("pyzmq REQ asking STATS 1: %q, %v; want OK, 2 pipes, 1 listed", got, err)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("another uid needs root to create")
+	}
+	other := testuser.New(t)
+	got, err = other.Command(python, "-c", statsPeer, ep, "1000").Output()
+	if err != nil || strings.TrimSpace(string(got)) != "no answer" {
+		t.Fatalf("another uid asking STATS: %q, %v; want no answer", got, err)
+	}
+	if !strings.Contains(out.String(), "peer refused") || !strings.Contains(out.String(), "/zbroker/"+name+"/control") {
+		t.Errorf("refusal on the control endpoint not logged:\n%s", out.String())
 	}
 }
