@@ -36,6 +36,28 @@ type HTTPOptions struct {
 // millions of pipes.
 const maxListed = 100000
 
+// maxReports bounds the Reports gathered at once; other requests wait
+// their turn, so a flood of requests costs the services' goroutines no
+// more than a few snapshots in a row. Only the gathering takes a turn,
+// not the writing: a client that reads slowly holds up nobody else.
+const maxReports = 2
+
+// reporter gathers Reports, maxReports at a time.
+type reporter struct {
+	b     *Broker
+	turns chan struct{}
+}
+
+func (rp *reporter) report(ctx context.Context, limit int) (Report, error) {
+	select {
+	case rp.turns <- struct{}{}:
+		defer func() { <-rp.turns }()
+		return rp.b.Report(ctx, limit), nil
+	case <-ctx.Done():
+		return Report{}, ctx.Err()
+	}
+}
+
 // HTTPServer serves /metrics, /stats, /healthz and, if asked, pprof.
 type HTTPServer struct {
 	srv  *http.Server
@@ -63,7 +85,8 @@ func ListenHTTP(addr string, b *Broker, o HTTPOptions) (*HTTPServer, error) {
 		return nil, fmt.Errorf("--http %s: %s is not a loopback address; metrics and stats show pipe names and peers, so bind 127.0.0.1 or [::1], or add --insecure-tcp", addr, ip)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(NewRegistry(b, o.Limit), promhttp.HandlerOpts{
+	rp := &reporter{b: b, turns: make(chan struct{}, maxReports)}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(newRegistry(rp, o.Limit), promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	}))
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
@@ -76,13 +99,20 @@ func ListenHTTP(addr string, b *Broker, o HTTPOptions) (*HTTPServer, error) {
 			}
 			limit = n
 		}
+		report, err := rp.report(r.Context(), limit)
+		if err != nil {
+			return // the client is gone
+		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(b.Report(r.Context(), limit))
+		enc.Encode(report)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		report := b.Report(r.Context(), 0)
+		report, err := rp.report(r.Context(), 0)
+		if err != nil {
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if !report.Healthy {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -107,6 +137,7 @@ func ListenHTTP(addr string, b *Broker, o HTTPOptions) (*HTTPServer, error) {
 		srv: &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
 		},
 		addr: l.Addr().String(),

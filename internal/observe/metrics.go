@@ -56,7 +56,7 @@ var (
 // collector turns one Report per scrape into metrics: the services'
 // state is owned by their goroutines, so it is asked for, not shared.
 type collector struct {
-	b     *Broker
+	rp    *reporter
 	limit int
 }
 
@@ -73,7 +73,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
-	r := c.b.Report(context.Background(), c.limit)
+	r, _ := c.rp.report(context.Background(), c.limit) // never fails without a deadline
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -141,12 +141,12 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// NewRegistry is a registry of the broker's metrics and the Go runtime's
+// newRegistry is a registry of the broker's metrics and the Go runtime's
 // and process's own, limit being the most pipes and Majordomo services
 // given series of their own.
-func NewRegistry(b *Broker, limit int) *prometheus.Registry {
+func newRegistry(rp *reporter, limit int) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{b, limit},
+	reg.MustRegister(collector{rp, limit},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg

@@ -419,3 +419,36 @@ func TestHTTPLoopbackOnly(t *testing.T) {
 	}
 	h.Close()
 }
+
+// Many requests at once all get the right answer (they take turns).
+func TestConcurrentRequests(t *testing.T) {
+	b := startBroker(t)
+	traffic(t, b)
+	base := startHTTP(t, b, HTTPOptions{})
+	errs := make(chan error, 30)
+	for i := range cap(errs) {
+		go func() {
+			path := []string{"/stats", "/metrics", "/healthz"}[i%3]
+			resp, err := http.Get(base + path)
+			if err != nil {
+				errs <- err
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode != http.StatusOK:
+				err = fmt.Errorf("%s: %d", path, resp.StatusCode)
+			case path == "/stats" && !strings.Contains(string(body), `"chunks_written": 10`),
+				path == "/metrics" && !strings.Contains(string(body), "zbroker_pipe_chunks_written_total 10"):
+				err = fmt.Errorf("%s lacks the 10 chunks written:\n%s", path, body)
+			}
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-
-	"github.com/zbroker/zbroker/internal/units"
 )
 
 // WriteTable prints a Report for people, as `zbroker status` does.
@@ -23,13 +21,13 @@ func WriteTable(w io.Writer, r Report) error {
 	var conns [][]string
 	if z := r.Zpipes; z != nil {
 		fmt.Fprintf(tw, "\nzpipes: %s\n", serving(z.Health))
-		fmt.Fprintf(tw, "  connections %d, pipes %d, queued %d chunks (%s), held writes %d\n",
-			z.Connections, z.Pipes, z.QueuedChunks, units.FormatSize(z.QueuedBytes), z.HeldWrites)
+		fmt.Fprintf(tw, "  connections %d, pipes %d, queued %d chunks, %d bytes, held writes %d\n",
+			z.Connections, z.Pipes, z.QueuedChunks, z.QueuedBytes, z.HeldWrites)
 		fmt.Fprintf(tw, "  chunks written %d, read %d, returned %d\n", z.ChunksWritten, z.ChunksRead, z.ChunksReturned)
 		if len(z.PipeList) > 0 {
 			fmt.Fprintln(tw, "\n  PIPE\tDEPTH\tBYTES\tWRITERS\tREADER\tHELD")
 			for _, p := range z.PipeList {
-				fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%s\t%d\n", p.Name, p.Depth, units.FormatSize(p.Bytes), p.Writers, yesNo(p.Reader), p.HeldWrites)
+				fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%s\t%d\n", p.Name, p.Depth, p.Bytes, p.Writers, yesNo(p.Reader), p.HeldWrites)
 			}
 			more(tw, z.Pipes-len(z.PipeList), "pipes")
 		}
