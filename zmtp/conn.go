@@ -69,7 +69,8 @@ var connIDs atomic.Uint64
 type Conn struct {
 	id       uint64
 	nc       net.Conn
-	br       *bufio.Reader
+	br       *bufio.Reader // nil between messages (see limits.go)
+	rs       readState
 	opts     *Options
 	minor    byte
 	peerType string
@@ -224,11 +225,12 @@ func signal(ch chan struct{}) {
 	}
 }
 
-func newConn(nc net.Conn, br *bufio.Reader, opts *Options, hs handshakeResult, events chan<- Event, done <-chan struct{}) *Conn {
-	return &Conn{
+// newConn takes over from the handshake, whose reader hsr may hold bytes
+// the peer sent after its READY.
+func newConn(nc net.Conn, hsr *bufio.Reader, opts *Options, hs handshakeResult, events chan<- Event, done <-chan struct{}) *Conn {
+	c := &Conn{
 		id:         connIDs.Add(1),
 		nc:         nc,
-		br:         br,
 		opts:       opts,
 		minor:      hs.minor,
 		peerType:   hs.peerType,
@@ -245,6 +247,8 @@ func newConn(nc net.Conn, br *bufio.Reader, opts *Options, hs handshakeResult, e
 		writerDone: make(chan struct{}),
 		readerDone: make(chan struct{}),
 	}
+	c.initReadState(hsr, opts.Guard)
+	return c
 }
 
 func remoteName(nc net.Conn) string {
@@ -285,7 +289,15 @@ func (c *Conn) readLoop(announce bool) {
 			break
 		}
 		var frames [][]byte
-		if frames, err = c.readMessage(); err != nil {
+		frames, err = c.readMessage()
+		if err != nil {
+			err = c.deadlineErr(err)
+		}
+		if c.rs.partial {
+			c.endPartial()
+		}
+		c.rs.arrived = time.Time{}
+		if err != nil {
 			break
 		}
 		if !c.deliver(Event{Type: Message, Conn: c, Frames: frames}) {
@@ -309,6 +321,7 @@ func (c *Conn) readLoop(announce bool) {
 		c.nc.SetWriteDeadline(time.Now())
 	}
 	c.nc.SetReadDeadline(time.Now())
+	c.releaseAll()
 	<-c.writerDone
 	c.nc.Close()
 	if err == nil {
@@ -336,6 +349,7 @@ func (c *Conn) waitReadable() error {
 			return nil
 		}
 		if tick == nil {
+			c.spillReader() // hold no read buffer while paused
 			every := 250 * time.Millisecond
 			if c.minor >= 1 {
 				every = keepAliveEvery
@@ -392,16 +406,27 @@ func (c *Conn) readMessage() ([][]byte, error) {
 	hb := c.opts.HeartbeatInterval > 0 && c.minor >= 1
 	for {
 		if hb {
-			c.nc.SetReadDeadline(time.Now().Add(c.opts.HeartbeatTimeout))
+			c.nc.SetReadDeadline(c.rs.sooner(time.Now().Add(c.opts.HeartbeatTimeout)))
 		}
-		if len(frames) == 0 && c.opener == nil {
-			// Fill the buffer with what the peer has sent, then take
-			// the common case, a whole small message, in one piece.
-			if _, err := c.br.Peek(1); err != nil {
-				return nil, err
+		if len(frames) == 0 {
+			if c.br == nil || c.br.Buffered() == 0 {
+				if err := c.awaitMessage(); err != nil {
+					return nil, err
+				}
 			}
-			if msg, ok := readBuffered(c.br, budget, c.opts.MaxFrames, &c.block); ok {
-				return msg, nil
+			if c.opener == nil {
+				// Fill the buffer with what the peer has sent, then
+				// take the common case, a whole small message, in one
+				// piece.
+				if _, err := c.br.Peek(1); err != nil {
+					return nil, err
+				}
+				if msg, ok := readBuffered(c.br, budget, c.opts.MaxFrames, &c.block); ok {
+					return msg, nil
+				}
+			}
+			if !c.rs.partial {
+				c.beginPartial()
 			}
 		}
 		flags, body, err := c.readFrame(budget)
@@ -433,9 +458,9 @@ func (c *Conn) readMessage() ([][]byte, error) {
 
 func (c *Conn) readFrame(budget int64) (flags byte, body []byte, err error) {
 	if c.opener != nil {
-		return c.opener.readFrame(c.br, budget)
+		return c.opener.readFrame(c.br, budget, c.rs.charge)
 	}
-	return readFrame(c.br, budget)
+	return readFrameInto(c.br, budget, nil, c.rs.charge)
 }
 
 // handleCommand acts on a command frame after the handshake. PINGs are

@@ -31,19 +31,18 @@ func protoErr(format string, args ...any) error {
 	return &ProtocolError{Reason: fmt.Sprintf(format, args...)}
 }
 
-// growStep bounds how much is allocated ahead of bytes actually received, so
-// a peer announcing a huge (but permitted) frame and then stalling cannot
-// make the broker reserve it all.
-const growStep = 1 << 20
-
 // readFrame reads one frame. budget is how many body bytes the current
 // message may still use; frames beyond it fail with ErrTooLarge.
 func readFrame(r *bufio.Reader, budget int64) (flags byte, body []byte, err error) {
-	return readFrameInto(r, budget, nil)
+	return readFrameInto(r, budget, nil, nil)
 }
 
-// readFrameInto is readFrame reading the body into buf when it fits.
-func readFrameInto(r *bufio.Reader, budget int64, buf []byte) (flags byte, body []byte, err error) {
+// readFrameInto is readFrame reading the body into buf when it fits,
+// else into memory that grows as the body arrives: it gets what has
+// already arrived (or firstChunk) and doubles as more does, so a peer
+// announcing a large frame and stalling holds little of ours. charge, if
+// not nil, is called before each such allocation.
+func readFrameInto(r *bufio.Reader, budget int64, buf []byte, charge func(int) error) (flags byte, body []byte, err error) {
 	flags, err = r.ReadByte()
 	if err != nil {
 		return 0, nil, err
@@ -71,23 +70,25 @@ func readFrameInto(r *bufio.Reader, budget int64, buf []byte) (flags byte, body 
 	if size > uint64(budget) {
 		return 0, nil, fmt.Errorf("%w: frame of %d bytes, %d allowed", ErrTooLarge, size, budget)
 	}
-	if size <= uint64(cap(buf)) || size <= growStep {
-		if body = buf[:0]; size > uint64(cap(buf)) {
-			body = make([]byte, size)
-		}
-		body = body[:size]
+	if buf != nil && size <= uint64(cap(buf)) {
+		body = buf[:size]
 		if _, err = io.ReadFull(r, body); err != nil {
 			return 0, nil, unexpected(err)
 		}
 		return flags, body, nil
 	}
-	body = make([]byte, 0, growStep)
-	for uint64(len(body)) < size {
+	next := min(size, uint64(max(firstChunk, r.Buffered())))
+	for uint64(len(body)) < size || body == nil {
 		if len(body) == cap(body) {
-			next := min(uint64(cap(body))*2, size)
+			if charge != nil {
+				if err := charge(int(next) - cap(body)); err != nil {
+					return 0, nil, err
+				}
+			}
 			grown := make([]byte, len(body), next)
 			copy(grown, body)
 			body = grown
+			next = min(2*next, size)
 		}
 		n, err := io.ReadFull(r, body[len(body):cap(body)])
 		body = body[:len(body)+n]

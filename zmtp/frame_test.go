@@ -67,7 +67,7 @@ func TestFrameWireFormat(t *testing.T) {
 }
 
 func TestFrameRoundTrip(t *testing.T) {
-	sizes := []int{0, 1, 254, 255, 256, 4096, growStep - 1, growStep, growStep + 1, 3*growStep + 17}
+	sizes := []int{0, 1, 254, 255, 256, 4096, firstChunk - 1, firstChunk, firstChunk + 1, 3*firstChunk + 17, 1<<20 + 5}
 	var wire []byte
 	type want struct {
 		flags byte

@@ -64,6 +64,18 @@ type GuardConfig struct {
 	// those of one local uid (tcp peers count only in the total).
 	MaxConnections       int
 	MaxConnectionsPerUID int
+	// ReceiveBudget bounds the bytes held for reading by all connections
+	// together: their 64 KiB read buffers (held only while a peer has
+	// bytes for us) and the bodies of messages still arriving. Over it a
+	// connection reads no more until there is room. One connection at a
+	// time may exceed it, so a message larger than the budget still gets
+	// through.
+	ReceiveBudget int64
+	// MessageTimeout is how long a peer may take to send a message once
+	// its first byte arrived; IdleTimeout how long it may send nothing
+	// between messages. The connection is dropped after either.
+	MessageTimeout time.Duration
+	IdleTimeout    time.Duration
 	// Logger receives refusals. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -75,6 +87,7 @@ type Guard struct {
 	uids map[int]bool
 	gids map[int]bool
 	log  *slog.Logger
+	budget
 
 	mu      sync.Mutex
 	conns   int
@@ -104,6 +117,7 @@ func NewGuard(cfg GuardConfig) *Guard {
 	if g.log == nil {
 		g.log = slog.Default()
 	}
+	g.budget.limit = cfg.ReceiveBudget
 	for _, u := range cfg.AllowUIDs {
 		g.uids[u] = true
 	}

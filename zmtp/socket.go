@@ -145,7 +145,7 @@ func (s *Socket) serve(nc net.Conn, peer Peer) {
 	}
 	s.pending[nc] = struct{}{}
 	s.mu.Unlock()
-	br := bufio.NewReaderSize(nc, 64<<10)
+	br := bufio.NewReaderSize(nc, handshakeBufferSize)
 	hs, err := handshake(nc, br, &s.opts, true)
 	s.mu.Lock()
 	delete(s.pending, nc)
@@ -223,7 +223,7 @@ func Dial(ctx context.Context, endpoint string, opts Options) (*Conn, error) {
 		nc.Close()
 		return nil, err
 	}
-	br := bufio.NewReaderSize(nc, 64<<10)
+	br := bufio.NewReaderSize(nc, handshakeBufferSize)
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < opts.HandshakeTimeout {
 		opts.HandshakeTimeout = time.Until(dl)
 	}
@@ -233,6 +233,9 @@ func Dial(ctx context.Context, endpoint string, opts Options) (*Conn, error) {
 		return nil, err
 	}
 	events := make(chan Event, opts.EventBuffer)
+	if opts.Guard == nil {
+		opts.Guard = &unguarded
+	}
 	c := newConn(nc, br, &opts, hs, events, nil)
 	c.peer = peer
 	c.dialed = true

@@ -13,8 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/zbroker/zbroker/clone"
+	"github.com/zbroker/zbroker/internal/units"
 	"github.com/zbroker/zbroker/majordomo"
 	"github.com/zbroker/zbroker/zmtp"
 	"github.com/zbroker/zbroker/zpipes"
@@ -52,6 +54,10 @@ func registerSecurityFlags(fs *flag.FlagSet) *securityFlags {
 	fs.StringVar(&s.ipcGroup, "ipc-group", "", "`group` owning --ipc-dir (default: our primary group)")
 	fs.IntVar(&s.guard.MaxConnections, "max-connections", 10000, "connections open at once across all services, beyond which new ones are refused (0: no limit)")
 	fs.IntVar(&s.guard.MaxConnectionsPerUID, "max-connections-per-uid", 0, "connections open at once from one local uid (0: no limit)")
+	s.guard.ReceiveBudget = 32 << 20
+	fs.Var(units.Size{P: &s.guard.ReceiveBudget}, "receive-limit", "bytes held for messages being received, all connections together; over it, peers in the middle of a message are not read until there is room (0: no limit)")
+	fs.DurationVar(&s.guard.MessageTimeout, "message-timeout", time.Minute, "time a peer has to send a whole message once it began; slower peers are disconnected (0: no limit)")
+	fs.DurationVar(&s.guard.IdleTimeout, "idle-timeout", 0, "disconnect peers silent this long between messages (0: never)")
 	return s
 }
 
@@ -119,7 +125,8 @@ func (s *securityFlags) apply(log *slog.Logger, zp *zpipes.Options, mdp *majordo
 	s.guard.Logger = log
 	log.Info("ipc access", "allow_uids", s.guard.AllowUIDs, "allow_gids", s.guard.AllowGIDs,
 		"allow_any_local", s.guard.AnyLocal, "max_connections", s.guard.MaxConnections,
-		"max_connections_per_uid", s.guard.MaxConnectionsPerUID)
+		"max_connections_per_uid", s.guard.MaxConnectionsPerUID, "receive_limit", units.FormatSize(s.guard.ReceiveBudget),
+		"message_timeout", s.guard.MessageTimeout, "idle_timeout", s.guard.IdleTimeout)
 	g := zmtp.NewGuard(s.guard)
 	zp.Guard, mdp.Guard, kv.Guard = g, g, g
 	return nil

@@ -1,0 +1,308 @@
+package zmtp
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// What a connection holds while reading is bounded for every peer,
+// admitted or not:
+//   - the handshake reads through a handshakeBufferSize buffer; the
+//     64 KiB read buffer comes after it, and only while the peer has
+//     bytes for us: a connection waiting for its next message holds none
+//     (idle peers cost their goroutines and little else);
+//   - a frame's body grows as its bytes arrive (readFrameCharged);
+//   - read buffers and the bodies of messages being received are charged
+//     to the Guard's receive budget, shared by all its sockets: over it,
+//     a connection waits (reading nothing more) until there is room;
+//   - a message must arrive whole within the Guard's MessageTimeout, and
+//     a connection may stay silent between messages for IdleTimeout.
+
+const (
+	readBufferSize      = 64 << 10
+	handshakeBufferSize = 256
+	smallRead           = 512
+	// firstChunk is what a frame body may get up front beyond the bytes
+	// already buffered; it then doubles as bytes arrive.
+	firstChunk = 4 << 10
+)
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// ErrMessageTimeout ends a connection whose peer did not finish a message
+// within the Guard's MessageTimeout; ErrIdleTimeout one that said nothing
+// for its IdleTimeout.
+var (
+	ErrMessageTimeout = errors.New("zmtp: message not completed in time")
+	ErrIdleTimeout    = errors.New("zmtp: connection idle too long")
+)
+
+// connSource is what a connection's read buffer reads from: the bytes the
+// handshake buffer read ahead, then the socket.
+type connSource struct {
+	nc      net.Conn
+	pending []byte
+}
+
+func (s *connSource) Read(p []byte) (int, error) {
+	if len(s.pending) > 0 {
+		n := copy(p, s.pending)
+		if s.pending = s.pending[n:]; len(s.pending) == 0 {
+			s.pending = nil
+		}
+		return n, nil
+	}
+	return s.nc.Read(p)
+}
+
+// readState is a connection's reading resources, owned by its reader.
+type readState struct {
+	src      connSource
+	rc       syscall.RawConn // to wait for data without a buffer; nil if none
+	readFn   func(uintptr) bool
+	small    [smallRead]byte // see readSmall
+	smallN   int
+	smallErr syscall.Errno
+	guard    *Guard
+	charge   func(int) error // Conn.charge, bound once
+	held     int64           // bytes charged to the guard's budget
+	partial  bool            // a message is being received
+	due      time.Time       // when it must be complete
+	arrived  time.Time       // when the bytes awaitMessage waited for came
+	idleAt   time.Time       // the idle deadline set on the socket, if any
+}
+
+// sooner is t, or the message's deadline if that comes first.
+func (rs *readState) sooner(t time.Time) time.Time {
+	if rs.partial && !rs.due.IsZero() && rs.due.Before(t) {
+		return rs.due
+	}
+	return t
+}
+
+// unguarded is the Guard of dialed connections: no limits.
+var unguarded Guard
+
+// initReadState takes over the handshake buffer's read-ahead.
+func (c *Conn) initReadState(hsr *bufio.Reader, g *Guard) {
+	c.rs.src.nc = c.nc
+	if n := hsr.Buffered(); n > 0 {
+		b, _ := hsr.Peek(n)
+		c.rs.src.pending = append([]byte(nil), b...)
+	}
+	if sc, ok := c.nc.(syscall.Conn); ok {
+		c.rs.rc, _ = sc.SyscallConn()
+	}
+	c.rs.guard = g
+	c.rs.charge = c.charge
+	c.rs.readFn = c.rs.readInto
+}
+
+// awaitMessage is called between messages with nothing buffered: it gives
+// the read buffer back, waits for the peer's next bytes (at most
+// IdleTimeout), then takes a buffer again, charging it to the budget.
+func (c *Conn) awaitMessage() error {
+	c.releaseReader()
+	if idle := c.rs.guard.cfg.IdleTimeout; idle > 0 {
+		c.rs.idleAt = time.Now().Add(idle)
+		d := c.rs.idleAt
+		if c.opts.HeartbeatInterval > 0 && c.minor >= 1 {
+			if hb := time.Now().Add(c.opts.HeartbeatTimeout); hb.Before(d) {
+				d = hb
+			}
+		}
+		c.nc.SetReadDeadline(d)
+	}
+	if len(c.rs.src.pending) == 0 {
+		if err := c.readSmall(); err != nil {
+			return err
+		}
+	}
+	// A message has begun: waiting for room in the budget counts
+	// against its deadline.
+	if t := c.rs.guard.cfg.MessageTimeout; t > 0 {
+		c.rs.arrived = time.Now()
+		c.rs.due = c.rs.arrived.Add(t)
+	}
+	if err := c.charge(readBufferSize); err != nil {
+		return err
+	}
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(&c.rs.src)
+	c.br = br
+	return nil
+}
+
+// releaseReader returns an empty read buffer to the pool.
+func (c *Conn) releaseReader() {
+	if c.br == nil || c.br.Buffered() > 0 {
+		return
+	}
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
+	c.br = nil
+	c.rs.guard.unreserve(c.rs.held)
+	c.rs.held = 0
+}
+
+// beginPartial notes that a message is arriving in pieces and sets its
+// deadline.
+func (c *Conn) beginPartial() {
+	c.rs.partial = true
+	if t := c.rs.guard.cfg.MessageTimeout; t > 0 {
+		start := c.rs.arrived
+		if start.IsZero() {
+			start = time.Now()
+		}
+		c.rs.due = start.Add(t)
+		c.nc.SetReadDeadline(c.rs.due)
+	} else if !c.rs.idleAt.IsZero() {
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	c.rs.idleAt = time.Time{}
+}
+
+// endPartial gives back what the finished (or abandoned) message held,
+// except the read buffer, and lifts its deadline.
+func (c *Conn) endPartial() {
+	c.rs.partial = false
+	if c.br != nil && c.rs.held > readBufferSize {
+		c.rs.guard.unreserve(c.rs.held - readBufferSize)
+		c.rs.held = readBufferSize
+	}
+	if !c.rs.due.IsZero() {
+		c.rs.due = time.Time{}
+		c.nc.SetReadDeadline(time.Time{})
+	}
+}
+
+// spillReader keeps what a paused connection has buffered in an exact
+// copy and returns its read buffer and budget: a peer we do not read
+// holds no more than what it sent.
+func (c *Conn) spillReader() {
+	if c.br == nil || c.rs.partial {
+		return
+	}
+	if n := c.br.Buffered(); n > 0 {
+		b, _ := c.br.Peek(n)
+		c.rs.src.pending = append(append([]byte(nil), b...), c.rs.src.pending...)
+		c.br.Discard(n)
+	}
+	c.releaseReader()
+}
+
+// releaseAll gives back everything when the connection ends.
+func (c *Conn) releaseAll() {
+	c.rs.guard.unreserve(c.rs.held)
+	c.rs.held = 0
+	if c.br != nil {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.br = nil
+	}
+}
+
+// charge takes n bytes of the budget, waiting for room until the
+// message's deadline.
+func (c *Conn) charge(n int) error {
+	if err := c.rs.guard.reserve(c, int64(n), c.rs.due, c.closing); err != nil {
+		return err
+	}
+	c.rs.held += int64(n)
+	return nil
+}
+
+// deadlineErr names a deadline that ended a read.
+func (c *Conn) deadlineErr(err error) error {
+	if errors.Is(err, ErrMessageTimeout) {
+		return err
+	}
+	if c.rs.partial && !c.rs.due.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(c.rs.due) {
+		return fmt.Errorf("%w (within %v)", ErrMessageTimeout, c.rs.guard.cfg.MessageTimeout)
+	}
+	if !c.rs.idleAt.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(c.rs.idleAt) {
+		return fmt.Errorf("%w (%v)", ErrIdleTimeout, c.rs.guard.cfg.IdleTimeout)
+	}
+	return err
+}
+
+// budget is the Guard's receive budget.
+type budget struct {
+	limit int64 // 0: none
+
+	mu   sync.Mutex
+	used int64
+	over *Conn         // the one connection allowed past the limit
+	room chan struct{} // closed when bytes are given back
+}
+
+// reserve takes n bytes for c, waiting while they do not fit. So that a
+// message larger than the whole budget (or many partial ones holding it)
+// cannot stop everything, one connection at a time may go over the limit
+// and keeps that right until it has given back all it holds.
+func (g *Guard) reserve(c *Conn, n int64, due time.Time, stop <-chan struct{}) error {
+	b := &g.budget
+	if b.limit <= 0 {
+		return nil
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		b.mu.Lock()
+		if b.used+n <= b.limit || b.over == c || b.over == nil {
+			if b.used+n > b.limit {
+				b.over = c
+			}
+			b.used += n
+			b.mu.Unlock()
+			return nil
+		}
+		if b.room == nil {
+			b.room = make(chan struct{})
+		}
+		room := b.room
+		b.mu.Unlock()
+		var expired <-chan time.Time
+		if !due.IsZero() {
+			if timer == nil {
+				timer = time.NewTimer(time.Until(due))
+			}
+			expired = timer.C
+		}
+		select {
+		case <-room:
+		case <-stop:
+			return ErrClosed
+		case <-expired:
+			return fmt.Errorf("%w (waiting for the receive budget)", ErrMessageTimeout)
+		}
+	}
+}
+
+// unreserve gives back n bytes held by c.
+func (g *Guard) unreserve(n int64) {
+	b := &g.budget
+	if b.limit <= 0 || n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= n
+	if b.over != nil && b.used <= b.limit {
+		b.over = nil
+	}
+	if b.room != nil {
+		close(b.room)
+		b.room = nil
+	}
+	b.mu.Unlock()
+}

@@ -1,0 +1,147 @@
+package zmtp
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"testing"
+	"time"
+)
+
+// A frame's body grows with the bytes that arrive, not with the size its
+// header announces.
+func TestFrameGrowsAsBytesArrive(t *testing.T) {
+	for _, got := range []int{0, 100, 10 << 10, 300 << 10} {
+		wire := binary.BigEndian.AppendUint64([]byte{flagLong}, 1<<20)
+		wire = append(wire, make([]byte, got)...)
+		charged := 0
+		_, _, err := readFrameInto(reader(wire), 1<<30, nil, func(n int) error { charged += n; return nil })
+		if err != io.ErrUnexpectedEOF {
+			t.Fatalf("%d of 1 MiB: %v, want io.ErrUnexpectedEOF", got, err)
+		}
+		if limit := 2*got + firstChunk + 4096; charged > limit {
+			t.Errorf("%d bytes of a 1 MiB frame arrived: %d charged, want at most %d", got, charged, limit)
+		}
+	}
+	// A refused charge ends the read.
+	wire := binary.BigEndian.AppendUint64([]byte{flagLong}, 1<<20)
+	wire = append(wire, make([]byte, 1<<20)...)
+	stop := errors.New("no room")
+	if _, _, err := readFrameInto(reader(wire), 1<<30, nil, func(int) error { return stop }); err != stop {
+		t.Fatalf("refused charge: %v", err)
+	}
+}
+
+// sendPartial handshakes and sends `have` bytes of a one-frame message
+// announced as `size` bytes.
+func sendPartial(t *testing.T, endpoint string, size, have int) *rawPeer {
+	t.Helper()
+	p := rawDial(t, endpoint)
+	p.handshake(1, "DEALER")
+	wire := appendFrameHeader(nil, 0, size)
+	// In the background: a peer we stop reading blocks in Write.
+	go p.nc.Write(append(wire, make([]byte, have)...))
+	return p
+}
+
+// Peers holding partial messages hold at most the receive budget (one
+// of them may go past it) and are dropped at the message deadline; a
+// whole message larger than the budget still gets through.
+func TestReceiveBudgetAndMessageTimeout(t *testing.T) {
+	const budget = 1 << 20
+	g := NewGuard(GuardConfig{ReceiveBudget: budget, MessageTimeout: 1500 * time.Millisecond, Logger: quietLogger})
+	ts := startServer(t, abstractEndpoint(t), Options{Guard: g}, func(Event) {})
+	var peers []*rawPeer
+	for range 8 {
+		peers = append(peers, sendPartial(t, ts.endpoint(), 1<<20, 600<<10))
+		ts.next(Connected)
+	}
+	start := time.Now()
+	waitFor(t, testTimeout, "budget in use", func() bool {
+		g.budget.mu.Lock()
+		defer g.budget.mu.Unlock()
+		return g.budget.used >= budget
+	})
+	g.budget.mu.Lock()
+	used := g.budget.used
+	g.budget.mu.Unlock()
+	// Within the budget, plus what one connection past it may hold.
+	if used > budget+(2<<20) {
+		t.Fatalf("8 peers holding 600 KiB each: %d bytes charged, budget %d", used, budget)
+	}
+	for range peers {
+		ev := ts.next(Disconnected)
+		if !errors.Is(ev.Err, ErrMessageTimeout) {
+			t.Fatalf("stalled peer dropped with %v, want ErrMessageTimeout", ev.Err)
+		}
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("stalled peers dropped after %v", d)
+	}
+	waitFor(t, testTimeout, "budget given back", func() bool {
+		g.budget.mu.Lock()
+		defer g.budget.mu.Unlock()
+		return g.budget.used == 0
+	})
+
+	// 3 MiB in one message, three times the budget: served.
+	ts2 := startServer(t, abstractEndpoint(t), Options{Guard: g}, nil)
+	c := dialT(t, ts2.endpoint(), Options{})
+	ts2.next(Connected)
+	big := patterned(3<<20, 7)
+	c.Send([][]byte{big})
+	if got := mustRecv(t, c); !equalFrames(got, [][]byte{big}) {
+		t.Fatalf("3 MiB echo: %s", describe(got))
+	}
+}
+
+// IdleTimeout drops a peer that sends nothing between messages; one that
+// keeps talking stays.
+func TestIdleTimeout(t *testing.T) {
+	g := NewGuard(GuardConfig{IdleTimeout: 300 * time.Millisecond, Logger: quietLogger})
+	ts := startServer(t, abstractEndpoint(t), Options{Guard: g}, nil)
+	quiet := rawDial(t, ts.endpoint())
+	quiet.handshake(1, "DEALER")
+	quietConn := ts.next(Connected).Conn
+	busy := dialT(t, ts.endpoint(), Options{})
+	ts.next(Connected)
+	for range 10 {
+		busy.Send([][]byte{[]byte("tick")})
+		mustRecv(t, busy)
+		time.Sleep(100 * time.Millisecond)
+	}
+	ev := ts.next(Disconnected)
+	if ev.Conn != quietConn || !errors.Is(ev.Err, ErrIdleTimeout) {
+		t.Fatalf("dropped %v with %v, want the idle peer with ErrIdleTimeout", ev.Conn.Peer(), ev.Err)
+	}
+	ts.quiet(0)
+}
+
+// Handshaken peers waiting for their next message hold no read buffer.
+func TestIdlePeersHoldNoBuffer(t *testing.T) {
+	ts := startServer(t, abstractEndpoint(t), Options{}, nil)
+	warm := dialT(t, ts.endpoint(), Options{})
+	ts.next(Connected)
+	warm.Send([][]byte{[]byte("x")})
+	mustRecv(t, warm)
+	before := heapAlloc()
+	const n = 200
+	for range n {
+		p := rawDial(t, ts.endpoint())
+		p.handshake(1, "DEALER")
+		p.send([]byte("one message, then silence"))
+		if _, _, err := p.recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		ts.next(Connected)
+	}
+	per := (int64(heapAlloc()) - int64(before)) / n
+	// Our share of each connection (structs, channels, the peer side's
+	// buffers in this process) without a 64 KiB buffer.
+	if per > 24<<10 {
+		t.Fatalf("%d idle peers: %d bytes of heap each", n, per)
+	}
+	t.Logf("%d bytes of heap per idle connection (both ends)", per)
+}

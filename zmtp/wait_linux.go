@@ -1,0 +1,46 @@
+package zmtp
+
+import (
+	"io"
+	"syscall"
+	"unsafe"
+)
+
+// readSmall waits, holding no read buffer, until the peer sends something
+// (honouring the socket's read deadline), and reads the first bytes into
+// the connection's small array: a whole small message usually, so waiting
+// this way costs no syscall more than a plain read. The bytes are left
+// in src.pending for the read buffer taken next.
+func (c *Conn) readSmall() error {
+	rs := &c.rs
+	if rs.rc == nil {
+		return nil
+	}
+	if err := rs.rc.Read(rs.readFn); err != nil {
+		return err
+	}
+	if rs.smallErr != 0 {
+		return rs.smallErr
+	}
+	if rs.smallN == 0 {
+		return io.EOF
+	}
+	rs.src.pending = rs.small[:rs.smallN]
+	return nil
+}
+
+// readInto is the function given to RawConn.Read: false asks it to wait
+// until the socket is readable.
+func (rs *readState) readInto(fd uintptr) bool {
+	for {
+		n, _, errno := syscall.Syscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&rs.small[0])), uintptr(len(rs.small)))
+		switch errno {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		rs.smallN, rs.smallErr = int(n), errno
+		return true
+	}
+}
