@@ -410,8 +410,8 @@ func (c *Conn) readMessage() ([][]byte, error) {
 		}
 		if len(frames) == 0 {
 			if c.br == nil || c.br.Buffered() == 0 {
-				if err := c.awaitMessage(); err != nil {
-					return nil, err
+				if msg, err := c.awaitMessage(budget); msg != nil || err != nil {
+					return msg, err
 				}
 			}
 			if c.opener == nil {

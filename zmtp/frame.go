@@ -39,7 +39,8 @@ func readFrame(r *bufio.Reader, budget int64) (flags byte, body []byte, err erro
 
 // readFrameInto is readFrame reading the body into buf when it fits,
 // else into memory that grows as the body arrives: it gets what has
-// already arrived (or firstChunk) and doubles as more does, so a peer
+// already arrived (or firstChunk) and grows fourfold as more does (fewer
+// copies than doubling, for the same bound on the excess), so a peer
 // announcing a large frame and stalling holds little of ours. charge, if
 // not nil, is called before each such allocation.
 func readFrameInto(r *bufio.Reader, budget int64, buf []byte, charge func(int) error) (flags byte, body []byte, err error) {
@@ -88,7 +89,7 @@ func readFrameInto(r *bufio.Reader, budget int64, buf []byte, charge func(int) e
 			grown := make([]byte, len(body), next)
 			copy(grown, body)
 			body = grown
-			next = min(2*next, size)
+			next = min(4*next, size)
 		}
 		n, err := io.ReadFull(r, body[len(body):cap(body)])
 		body = body[:len(body)+n]
@@ -154,30 +155,41 @@ func (b *frameBlock) take(n int) [][]byte {
 // one frame at a time.
 func readBuffered(r *bufio.Reader, budget int64, maxFrames int, block *frameBlock) (frames [][]byte, ok bool) {
 	buf, _ := r.Peek(r.Buffered())
+	frames, used := decodeMessage(buf, budget, maxFrames, block)
+	if frames == nil {
+		return nil, false
+	}
+	r.Discard(used)
+	return frames, true
+}
+
+// decodeMessage is readBuffered for bytes in hand: it returns the message
+// at the start of buf and how many bytes it took, or nil.
+func decodeMessage(buf []byte, budget int64, maxFrames int, block *frameBlock) (frames [][]byte, used int) {
 	pos, total, n := 0, 0, 0
 	for {
 		if pos >= len(buf) {
-			return nil, false
+			return nil, 0
 		}
 		flags := buf[pos]
 		if flags&^(flagMore|flagLong) != 0 {
-			return nil, false
+			return nil, 0
 		}
 		var size uint64
 		hdr := 2
 		if flags&flagLong != 0 {
 			hdr = 9
 			if pos+hdr > len(buf) {
-				return nil, false
+				return nil, 0
 			}
 			size = binary.BigEndian.Uint64(buf[pos+1:])
 		} else if pos+1 < len(buf) {
 			size = uint64(buf[pos+1])
 		} else {
-			return nil, false // the size byte has not arrived
+			return nil, 0 // the size byte has not arrived
 		}
 		if size > uint64(budget) || uint64(len(buf)-pos-hdr) < size {
-			return nil, false
+			return nil, 0
 		}
 		pos += hdr + int(size)
 		total += int(size)
@@ -187,7 +199,7 @@ func readBuffered(r *bufio.Reader, budget int64, maxFrames int, block *frameBloc
 			break
 		}
 		if budget < 0 || n >= maxFrames {
-			return nil, false
+			return nil, 0
 		}
 	}
 	bodies := make([]byte, total)
@@ -208,6 +220,5 @@ func readBuffered(r *bufio.Reader, budget int64, maxFrames int, block *frameBloc
 		pos += size
 		off += size
 	}
-	r.Discard(pos)
-	return frames, true
+	return frames, pos
 }

@@ -73,7 +73,9 @@ type GuardConfig struct {
 	ReceiveBudget int64
 	// MessageTimeout is how long a peer may take to send a message once
 	// its first byte arrived; IdleTimeout how long it may send nothing
-	// between messages. The connection is dropped after either.
+	// between messages. The connection is dropped after either. A
+	// shorter MessageTimeout than Options.HandshakeTimeout bounds the
+	// handshake too.
 	MessageTimeout time.Duration
 	IdleTimeout    time.Duration
 	// Logger receives refusals. Default slog.Default().

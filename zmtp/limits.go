@@ -17,7 +17,7 @@ import (
 //     64 KiB read buffer comes after it, and only while the peer has
 //     bytes for us: a connection waiting for its next message holds none
 //     (idle peers cost their goroutines and little else);
-//   - a frame's body grows as its bytes arrive (readFrameCharged);
+//   - a frame's body grows as its bytes arrive (readFrameInto);
 //   - read buffers and the bodies of messages being received are charged
 //     to the Guard's receive budget, shared by all its sockets: over it,
 //     a connection waits (reading nothing more) until there is room;
@@ -29,7 +29,7 @@ const (
 	handshakeBufferSize = 256
 	smallRead           = 512
 	// firstChunk is what a frame body may get up front beyond the bytes
-	// already buffered; it then doubles as bytes arrive.
+	// already buffered; it then grows as bytes arrive.
 	firstChunk = 4 << 10
 )
 
@@ -105,9 +105,12 @@ func (c *Conn) initReadState(hsr *bufio.Reader, g *Guard) {
 }
 
 // awaitMessage is called between messages with nothing buffered: it gives
-// the read buffer back, waits for the peer's next bytes (at most
-// IdleTimeout), then takes a buffer again, charging it to the budget.
-func (c *Conn) awaitMessage() error {
+// the read buffer back and waits for the peer's next bytes (at most
+// IdleTimeout). A message complete in them (a small one, usually) is
+// returned at once, holding no buffer and no budget. Otherwise a message
+// is arriving: it takes a read buffer, charged to the budget, waiting for
+// room until the message's deadline.
+func (c *Conn) awaitMessage(budget int64) ([][]byte, error) {
 	c.releaseReader()
 	if idle := c.rs.guard.cfg.IdleTimeout; idle > 0 {
 		c.rs.idleAt = time.Now().Add(idle)
@@ -121,22 +124,30 @@ func (c *Conn) awaitMessage() error {
 	}
 	if len(c.rs.src.pending) == 0 {
 		if err := c.readSmall(); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	// A message has begun: waiting for room in the budget counts
-	// against its deadline.
+	if c.opener == nil {
+		if msg, used := decodeMessage(c.rs.src.pending, budget, c.opts.MaxFrames, &c.block); msg != nil {
+			if c.rs.src.pending = c.rs.src.pending[used:]; len(c.rs.src.pending) == 0 {
+				c.rs.src.pending = nil
+			}
+			return msg, nil
+		}
+	}
+	// Waiting for room in the budget counts against the deadline of the
+	// message that has begun.
 	if t := c.rs.guard.cfg.MessageTimeout; t > 0 {
 		c.rs.arrived = time.Now()
 		c.rs.due = c.rs.arrived.Add(t)
 	}
 	if err := c.charge(readBufferSize); err != nil {
-		return err
+		return nil, err
 	}
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(&c.rs.src)
 	c.br = br
-	return nil
+	return nil, nil
 }
 
 // releaseReader returns an empty read buffer to the pool.

@@ -19,7 +19,7 @@ func TestFrameGrowsAsBytesArrive(t *testing.T) {
 		if err != io.ErrUnexpectedEOF {
 			t.Fatalf("%d of 1 MiB: %v, want io.ErrUnexpectedEOF", got, err)
 		}
-		if limit := 2*got + firstChunk + 4096; charged > limit {
+		if limit := 4*got + firstChunk + 4096; charged > limit {
 			t.Errorf("%d bytes of a 1 MiB frame arrived: %d charged, want at most %d", got, charged, limit)
 		}
 	}

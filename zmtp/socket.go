@@ -83,6 +83,10 @@ func Listen(endpoint string, opts Options) (*Socket, error) {
 	if opts.Guard == nil {
 		opts.Guard = NewGuard(GuardConfig{Logger: opts.Logger})
 	}
+	// The greetings and READY are a message in progress too.
+	if t := opts.Guard.cfg.MessageTimeout; t > 0 && t < opts.HandshakeTimeout {
+		opts.HandshakeTimeout = t
+	}
 	l, err := listen(endpoint)
 	if err != nil {
 		return nil, err

@@ -54,7 +54,7 @@ func registerSecurityFlags(fs *flag.FlagSet) *securityFlags {
 	fs.StringVar(&s.ipcGroup, "ipc-group", "", "`group` owning --ipc-dir (default: our primary group)")
 	fs.IntVar(&s.guard.MaxConnections, "max-connections", 10000, "connections open at once across all services, beyond which new ones are refused (0: no limit)")
 	fs.IntVar(&s.guard.MaxConnectionsPerUID, "max-connections-per-uid", 0, "connections open at once from one local uid (0: no limit)")
-	s.guard.ReceiveBudget = 32 << 20
+	s.guard.ReceiveBudget = 16 << 20
 	fs.Var(units.Size{P: &s.guard.ReceiveBudget}, "receive-limit", "bytes held for messages being received, all connections together; over it, peers in the middle of a message are not read until there is room (0: no limit)")
 	fs.DurationVar(&s.guard.MessageTimeout, "message-timeout", time.Minute, "time a peer has to send a whole message once it began; slower peers are disconnected (0: no limit)")
 	fs.DurationVar(&s.guard.IdleTimeout, "idle-timeout", 0, "disconnect peers silent this long between messages (0: never)")
