@@ -5,6 +5,7 @@ package zpipes_test
 // restarted on the same --data-dir.
 
 import (
+	"context"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/zbroker/zbroker/zmtp"
 	"github.com/zbroker/zbroker/zpipes"
 )
 
@@ -238,5 +240,57 @@ func TestInteropDurableDiskFull(t *testing.T) {
 	b.cmd.Process.Signal(syscall.SIGTERM)
 	if code := b.exitCode(10 * time.Second); code != 0 {
 		t.Fatalf("zbroker exited %d on TERM", code)
+	}
+}
+
+// A pipe holding 2 GiB of chunks lives on disk: the broker's peak RSS
+// stays under 256 MiB while a libzmq writer fills it and while it is all
+// read back, in order.
+func TestInteropDurableBigPipe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 2 GiB")
+	}
+	bin := ixBuildBroker(t)
+	dir, name := t.TempDir(), ixName("big")
+	b := startDurable(t, bin, dir, name, "--fsync", "never", "--pipe-limit", "3GiB", "--total-limit", "3GiB")
+	ep := zpipes.Endpoint(name)
+	const n, size = 2048, 1 << 20
+	w := ixStartPeer(t, ep, "DEALER", "writer")
+	w.expect(ok, "OPEN", "big")
+	w.writes("big", n, "B", size, 16)
+	w.expectOKs(n)
+	w.quit()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	r, err := zmtp.Dial(ctx, ep, zmtp.Options{SocketType: "DEALER"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.Send([][]byte{[]byte("OPEN"), []byte("big")})
+	if f, err := r.Recv(); err != nil || string(f[0]) != "OK" {
+		t.Fatalf("OPEN: %q %v", f, err)
+	}
+	const window = 8
+	for range window {
+		r.Send([][]byte{[]byte("READ"), []byte("big")})
+	}
+	for i := range n {
+		f, err := r.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := seq("B", i); len(f) != 1 || len(f[0]) != size || string(f[0][:len(want)]) != want {
+			t.Fatalf("chunk %d: %d frames, %s", i, len(f), describe([]string{string(f[0][:min(len(f[0]), 20)])}))
+		}
+		if i+window < n {
+			r.Send([][]byte{[]byte("READ"), []byte("big")})
+		}
+	}
+	peak := procStatusKiB(t, b.cmd.Process.Pid, "VmHWM")
+	t.Logf("2 GiB written and read back; broker peak RSS %d MiB", peak>>10)
+	if peak > 256<<10 {
+		t.Fatalf("broker peak RSS %d MiB, want under 256 MiB", peak>>10)
 	}
 }

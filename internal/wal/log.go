@@ -165,8 +165,9 @@ func Open(dir string, opts Options, fn func(pos Pos, typ byte, payload []byte)) 
 	}
 	segs, err := l.segments()
 	if err == nil {
+		var buf []byte // one buffer for every segment read
 		for _, seg := range segs {
-			if err = l.scan(seg, fn, &rec); err != nil {
+			if buf, err = l.scan(seg, buf, fn, &rec); err != nil {
 				break
 			}
 		}
@@ -231,12 +232,37 @@ func (l *Log) segments() ([]uint64, error) {
 
 // scan reads one segment, passing its records to fn; it truncates a torn
 // tail and reports damage in the middle.
-func (l *Log) scan(seg uint64, fn func(Pos, byte, []byte), rec *Recovered) error {
+func (l *Log) scan(seg uint64, buf []byte, fn func(Pos, byte, []byte), rec *Recovered) ([]byte, error) {
 	path := filepath.Join(l.dir, segName(seg))
-	b, err := os.ReadFile(path)
+	b, err := readFile(path, buf)
 	if err != nil {
-		return err
+		return buf, err
 	}
+	return b, l.scanBytes(path, seg, b, fn, rec)
+}
+
+// readFile reads a whole file into buf, growing it as needed.
+func readFile(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if int64(cap(buf)) < fi.Size() {
+		buf = make([]byte, fi.Size())
+	}
+	buf = buf[:fi.Size()]
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return buf, nil
+}
+
+func (l *Log) scanBytes(path string, seg uint64, b []byte, fn func(Pos, byte, []byte), rec *Recovered) error {
 	if len(b) < HeaderSize {
 		// Created, but its header never fully written: nothing in it.
 		l.damage(rec, "torn segment header: removed", "file", path, "bytes", len(b))

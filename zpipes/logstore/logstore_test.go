@@ -229,3 +229,45 @@ func TestDamagedChunk(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRecover1GiB measures Open on a log holding 1 GiB of queued
+// chunks (read from the page cache, as after a process restart):
+//
+//	go test -run x -bench Recover1GiB -benchtime 1x ./zpipes/logstore
+func BenchmarkRecover1GiB(b *testing.B) {
+	for _, size := range []int{4 << 10, 64 << 10} {
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			dir := b.TempDir()
+			s, err := Open(Options{Dir: dir, Sync: wal.SyncNever, Logger: quiet})
+			if err != nil {
+				b.Fatal(err)
+			}
+			q := s.Queue("p")
+			w := q.NewWriter()
+			chunk := make([]byte, size)
+			for range (1 << 30) / size {
+				q.Append(w, chunk, nil)
+				if s.tokens.Len() > 1000 {
+					for s.tokens.Len() > 1000 {
+						s.Handle(<-s.Notes())
+					}
+				}
+			}
+			if _, err := s.Close(); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				s, err := Open(Options{Dir: dir, Sync: wal.SyncNever, Logger: quiet})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if s.Stats().Recovered != (1<<30)/size {
+					b.Fatalf("recovered %d chunks", s.Stats().Recovered)
+				}
+				s.Close()
+			}
+			b.ReportMetric(float64(b.Elapsed().Seconds())/float64(b.N), "s/recovery")
+		})
+	}
+}
