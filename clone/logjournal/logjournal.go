@@ -5,14 +5,9 @@
 //
 // # Records
 //
-//	type 1, set:    uvarint seq, uvarint len(key), key, uvarint len(uuid), uuid,
-//	                uvarint len(props), props (CHP encoding), varint expiry
-//	                (Unix nanoseconds, 0: none), body
-//	type 2, delete: uvarint seq, key
-//	type 3, base:   uvarint seq (a compaction starts: the sets that follow
-//	                are the whole map as of seq)
-//
-// Replaying every record in order gives the map; the sequence is the
+// Set (seq, key, uuid, properties, absolute expiry, body), delete (seq,
+// key) and base (seq: a compaction starts) records, specified in
+// docs/durability.md. Replaying every record in order gives the map; the sequence is the
 // highest seen. A compaction writes a base record and the live entries
 // into a new segment, and deletes the older segments once that is
 // durable; if it is cut short, the older segments are still there and

@@ -3,34 +3,15 @@
 // back and repaired at start. zpipes (zpipes/logstore) and Clone
 // (clone/logjournal) keep their durable state in it.
 //
-// # File format (version 1)
+// # File format
 //
-// A log is a directory of segment files named %016x.wal after their
-// segment number, in order. Each begins with a 32-byte header:
-//
-//	offset size
-//	0      8    magic "ZBRKWAL\n"
-//	8      4    format version, uint32 little endian (1)
-//	12     8    kind: the owner's name, NUL padded ("zpipes", "clone")
-//	20     8    segment number, uint64 LE (equals the file name's)
-//	28     4    CRC-32C (Castagnoli) of bytes 0..27, uint32 LE
-//
-// followed by records, back to back:
-//
-//	offset size
-//	0      4    payload length n, uint32 LE
-//	4      4    CRC-32C of bytes 0..3 and 8..20+n (all but this field)
-//	8      1    record type (the owner's; 0 is never used)
-//	9      3    zero
-//	12     8    position: segment number << 40 | offset of this record
-//	20     n    payload
-//
-// The position makes a record valid only where it was written, so a
-// record that a chunk happens to contain (a log copied through a pipe)
-// is never taken for a real one when the reader resynchronizes after
-// damage. A segment is at most 2^40 bytes; records of the owners'
-// payloads are documented in their packages (zpipes/logstore,
-// clone/logjournal) and in docs/durability.md.
+// Numbered segment files (%016x.wal), each a 32-byte header (magic
+// "ZBRKWAL\n", version, kind, segment number, CRC-32C) and records
+// (length, CRC-32C, type, their own position, payload). The format is
+// specified, with the owners' record payloads, in one place:
+// docs/durability.md ("Format, version 1"). The position makes a record
+// valid only where it was written, so a record that a chunk happens to
+// contain is never taken for a real one when resynchronizing.
 //
 // # Damage
 //

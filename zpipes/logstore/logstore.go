@@ -4,13 +4,9 @@
 //
 // # Records
 //
-// One log holds every pipe (one fsync covers all of them). Its records,
-// in the wal format, are:
-//
-//	type 1, chunk: uvarint writer, uvarint seq, uvarint len(name), name, data
-//	type 2, mark:  uvarint writer, uvarint taken, uvarint consumed
-//
-// A writer is one connection's writing into one pipe, numbered uniquely
+// One log holds every pipe (one fsync covers all of them), with chunk
+// records (writer, seq, pipe name, data) and mark records (writer, taken,
+// consumed); their layout is specified in docs/durability.md. A writer is one connection's writing into one pipe, numbered uniquely
 // within the directory; seq numbers its chunks from 1. A mark says that
 // the writer's chunks up to "consumed" reached the reader's socket, and
 // those up to "taken" were sent to it. Chunks of one writer are consumed
