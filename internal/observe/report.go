@@ -7,6 +7,7 @@ package observe
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/zbroker/zbroker/clone"
@@ -129,8 +130,34 @@ type CloneReport struct {
 // Majordomo services and connections per service (the deepest pipes, the
 // busiest services, the oldest connections).
 func (b *Broker) Report(ctx context.Context, limit int) Report {
-	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
+	// The services are asked at once, each with its own deadline, so one
+	// that is stuck neither delays nor fails the others.
+	var (
+		wg         sync.WaitGroup
+		zs         zpipes.Snapshot
+		ms         majordomo.Snapshot
+		ks         clone.Snapshot
+		zerr, merr error
+		kerr       error
+	)
+	ask := func(f func(context.Context)) {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+			defer cancel()
+			f(ctx)
+		})
+	}
+	if b.Zpipes != nil {
+		ask(func(ctx context.Context) { zs, zerr = b.Zpipes.Snapshot(ctx, limit) })
+	}
+	if b.Majordomo != nil {
+		ask(func(ctx context.Context) { ms, merr = b.Majordomo.Snapshot(ctx, limit) })
+	}
+	if b.Clone != nil {
+		ask(func(ctx context.Context) { ks, kerr = b.Clone.Snapshot(ctx, limit) })
+	}
+	wg.Wait()
+
 	r := Report{Broker: b.Name, Time: time.Now().UTC(), Healthy: true, Limit: limit}
 	health := func(err error) Health {
 		if err != nil {
@@ -140,7 +167,7 @@ func (b *Broker) Report(ctx context.Context, limit int) Report {
 		return Health{Serving: true}
 	}
 	if b.Zpipes != nil {
-		s, err := b.Zpipes.Snapshot(ctx, limit)
+		s, err := zs, zerr
 		r.Zpipes = &ZpipesReport{Health: health(err), Connections: s.Clients, Pipes: s.Stats.Pipes,
 			QueuedChunks: s.Chunks, QueuedBytes: s.QueuedBytes, HeldWrites: s.Stalled,
 			ChunksWritten: s.Written, ChunksRead: s.Read, ChunksReturned: s.Returned,
@@ -154,7 +181,7 @@ func (b *Broker) Report(ctx context.Context, limit int) Report {
 		}
 	}
 	if b.Majordomo != nil {
-		s, err := b.Majordomo.Snapshot(ctx, limit)
+		s, err := ms, merr
 		r.Majordomo = &MajordomoReport{Health: health(err), Connections: s.Peers, Services: s.Stats.Services,
 			Workers: s.Workers, IdleWorkers: s.IdleWorkers, Queued: s.Queued, InFlight: s.InFlight,
 			Requests: s.Requests, Failures: s.Failures, ServiceList: []Service{}, ConnList: []Conn{}}
@@ -177,7 +204,7 @@ func (b *Broker) Report(ctx context.Context, limit int) Report {
 		}
 	}
 	if b.Clone != nil {
-		s, err := b.Clone.Snapshot(ctx, limit)
+		s, err := ks, kerr
 		r.Clone = &CloneReport{Health: health(err), Keys: s.Keys, Sequence: s.Sequence, Subscribers: s.Subscribers,
 			Publishers: s.Publishers, Updates: s.Updates, Expired: s.Expired, Snapshots: s.Snapshots,
 			Rejected: s.Rejected, ConnList: []Conn{}}
