@@ -50,6 +50,9 @@ func (o *observeSettings) start(b *observe.Broker, sec *securityFlags, guard *zm
 	if endpoint == "" {
 		endpoint = controlEndpoint(b.Name, sec.ipcDir)
 	}
+	if exposedTCP(endpoint) && !sec.insecureTCP {
+		return nil, nil, fmt.Errorf("--control-endpoint %s would show the broker's state to anyone who can reach it: bind a loopback address, or pass --insecure-tcp", endpoint)
+	}
 	ctl, err := observe.ListenControl(endpoint, b, zmtp.Options{Guard: guard, Logger: log})
 	if err != nil {
 		return nil, nil, err

@@ -107,13 +107,17 @@ func TestStatusUsage(t *testing.T) {
 	}
 }
 
-// --http on an address other than loopback is refused, and the broker
-// does not start (nor keep its endpoints).
+// --http or --control-endpoint on an address other than loopback is
+// refused, and the broker does not start (nor keep its endpoints).
 func TestHTTPRefusesNonLoopback(t *testing.T) {
 	name := uniqueName("http")
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"--http", "0.0.0.0:0", name}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "--insecure-tcp") {
 		t.Fatalf("--http 0.0.0.0:0: exit %d, %q; want 1 and a hint at --insecure-tcp", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"--control-endpoint", "tcp://0.0.0.0:0", name}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "--insecure-tcp") {
+		t.Fatalf("--control-endpoint tcp://0.0.0.0:0: exit %d, %q; want 1 and a hint at --insecure-tcp", code, stderr.String())
 	}
 	srv, err := zpipes.Start(zpipes.Options{Name: name})
 	if err != nil {

@@ -127,3 +127,28 @@ func FuzzControlRequest(f *testing.F) {
 		}
 	})
 }
+
+// A stopped service makes the report unhealthy and says so in the table;
+// a service not served at all is simply absent.
+func TestReportUnhealthyAndPartial(t *testing.T) {
+	b := startBroker(t)
+	b.Majordomo = nil // not served
+	b.Clone.Close()
+	r, err := QueryControl(testCtx(t), startControl(t, b), 5, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Healthy || r.Majordomo != nil || r.Clone == nil || r.Clone.Serving || !r.Zpipes.Serving {
+		t.Fatalf("report with Clone stopped and no Majordomo: %+v", r)
+	}
+	var out bytes.Buffer
+	WriteTable(&out, r)
+	for _, want := range []string{"UNHEALTHY", "zpipes: serving", "clone: NOT SERVING: service stopped"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "majordomo") {
+		t.Errorf("table shows Majordomo, which is not served:\n%s", out.String())
+	}
+}
