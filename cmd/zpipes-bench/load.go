@@ -54,6 +54,9 @@ type loadConfig struct {
 	// WindowStart and WindowEnd are called when the measured window
 	// opens and closes (to sample the broker's CPU time).
 	WindowStart, WindowEnd func()
+	// Generator, if set, is told the load generator's process when it
+	// is not this one (--client libzmq), before WindowStart.
+	Generator func(pid int)
 	// Progress is called about every 250ms with the chunk rate since the
 	// last call.
 	Progress func(chunksPerSec float64)

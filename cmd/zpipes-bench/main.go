@@ -69,7 +69,15 @@ type config struct {
 	ProfileDir    string
 	Repeat        int
 	Durable       []string // fsync modes of durable targets
+	Client        string   // "go" or "libzmq": the load generator
+	NoLibzmqRelay bool
+	libzmq        libzmqTools // set when the C programs are built
+	notes         []string
 }
+
+// libzmqRelay is the C relay's server name; "relay" is the Go relay on
+// zbroker's own transport.
+const libzmqRelay = "libzmq-relay"
 
 // benchCase is one load shape.
 type benchCase struct {
@@ -114,6 +122,7 @@ type result struct {
 	Fillers        int64    `json:"fillers"`
 	Errors         []string `json:"errors,omitempty"`
 	VsRelay        *ratios  `json:"vs_relay,omitempty"`
+	VsLibzmq       *ratios  `json:"vs_libzmq_relay,omitempty"`
 	// FsyncsPerSec (durable targets) is the broker's fsyncs over its
 	// whole run (warmup included) per second; VsMemory compares with
 	// the memory broker in the same case.
@@ -147,6 +156,8 @@ type report struct {
 	WarmupSec   float64   `json:"warmup_s"`
 	DurationSec float64   `json:"duration_s"`
 	Repeat      int       `json:"repeat"`
+	Client      string    `json:"client"`
+	Notes       []string  `json:"notes,omitempty"`
 	Results     []*result `json:"results"`
 	// FsyncPerChunk is how many 64-byte records a second one
 	// write+fsync each allows in $TMPDIR, measured in this run when it
@@ -195,6 +206,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
+	if cfg.Client == "libzmq" || !cfg.NoLibzmqRelay {
+		tools, err := buildLibzmq()
+		switch {
+		case err == nil:
+			cfg.libzmq = tools
+		case cfg.Client == "libzmq":
+			fmt.Fprintf(stderr, "zpipes-bench: --client libzmq: cannot build the libzmq load generator: %v\n", err)
+			return 1
+		default:
+			note := fmt.Sprintf("libzmq relay skipped: cannot build it (%v); install a C compiler and libzmq's headers (libzmq3-dev)", err)
+			fmt.Fprintf(stderr, "zpipes-bench: %s\n", note)
+			cfg.notes = append(cfg.notes, note)
+		}
+	}
 	var targets []target
 	switch {
 	case cfg.Endpoint != "":
@@ -214,6 +239,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, m := range cfg.Durable {
 			targets = append(targets, childTarget(durablePrefix+m))
 		}
+	}
+	if !cfg.NoLibzmqRelay && cfg.libzmq.Relay != "" {
+		// Between the baselines and the broker measured: each round
+		// runs them back to back, reversing the order every other round.
+		targets = slices.Insert(targets, len(targets)-1, libzmqRelayTarget(cfg.libzmq))
 	}
 	if cfg.ProfileDir != "" {
 		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
@@ -276,7 +306,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	fs.BoolVar(&cfg.JSON, "json", false, "print the results as JSON on stdout instead of a table")
 	fs.StringVar(&cfg.Endpoint, "endpoint", "", "drive the broker at this `endpoint` (e.g. ipc://@/zpipes/NAME) instead of a child zpipes; no CPU/RSS figures, and no relay unless --relay-endpoint")
 	fs.StringVar(&cfg.RelayEndpoint, "relay-endpoint", "", "use the bare relay (or any baseline) already running at this `endpoint`")
-	fs.BoolVar(&cfg.NoRelay, "no-relay", false, "skip the bare relay (no ratios)")
+	fs.BoolVar(&cfg.NoRelay, "no-relay", false, "skip the bare Go relay on zbroker's transport (no ratios to it)")
+	fs.BoolVar(&cfg.NoLibzmqRelay, "no-libzmq-relay", false, "skip the bare C relay on libzmq (no ratios to it)")
+	fs.StringVar(&cfg.Client, "client", "go", "load generator: go (zbroker's transport) or libzmq (C, built with the system compiler)")
 	durable := fs.String("durable", "", "also run durable brokers (--data-dir in $TMPDIR) with these fsync `modes`, comma-separated (always, interval, never), against the memory broker")
 	fs.StringVar(&cfg.ProfileDir, "profile", "", "write CPU profiles into `dir`: one per child broker and case (NN-SERVER-CASE.pprof), and bench.pprof for the load generator")
 	fs.Usage = func() {
@@ -338,6 +370,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 		return bad("--max-inflight must be positive")
 	case len(cfg.Cases) == 0:
 		return bad("no cases selected")
+	case cfg.Client != "go" && cfg.Client != "libzmq":
+		return bad("--client must be go or libzmq")
 	}
 	return cfg, 0
 }
@@ -374,6 +408,8 @@ func bench(ctx context.Context, cfg *config, targets []target, progress io.Write
 		WarmupSec:   cfg.Warmup.Seconds(),
 		DurationSec: cfg.Duration.Seconds(),
 		Repeat:      cfg.Repeat,
+		Client:      cfg.Client,
+		Notes:       cfg.notes,
 		OK:          true,
 	}
 	cases := cfg.cases()
@@ -432,13 +468,20 @@ func bench(ctx context.Context, cfg *config, targets []target, progress io.Write
 				}
 			}
 		}
-		var relayRuns, memoryRuns []*result
+		var memoryRuns []*result
+		base := map[string][]*result{}
+		for ti, t := range targets {
+			if t.Name == "relay" || t.Name == libzmqRelay {
+				base[t.Name] = runs[ti]
+			}
+		}
 		for ti, t := range targets {
 			agg := aggregate(runs[ti])
-			if t.Name == "relay" {
-				relayRuns = runs[ti]
-			} else if relayRuns != nil {
-				agg.VsRelay = compareRuns(runs[ti], relayRuns)
+			if r := base["relay"]; r != nil && t.Name != "relay" && t.Name != libzmqRelay {
+				agg.VsRelay = compareRuns(runs[ti], r)
+			}
+			if r := base[libzmqRelay]; r != nil && t.Name != libzmqRelay {
+				agg.VsLibzmq = compareRuns(runs[ti], r)
 			}
 			if t.Name == "zpipes" {
 				memoryRuns = runs[ti]
@@ -460,7 +503,8 @@ func bench(ctx context.Context, cfg *config, targets []target, progress io.Write
 	return rep, nil
 }
 
-// evaluate checks issue 3's targets where this run has the figures.
+// evaluate checks issue 3's targets (against the Go relay) and issue
+// 14's (against the libzmq relay) where this run has the figures.
 func evaluate(results []*result, fsyncPerChunk float64) []check {
 	find := func(server, group string, size, writers, pipes int) *result {
 		for _, r := range results {
@@ -480,17 +524,28 @@ func evaluate(results []*result, fsyncPerChunk float64) []check {
 		out = append(out, c)
 	}
 	for _, r := range results {
-		if r.Server == "relay" {
+		if r.Server == "relay" || r.Server == libzmqRelay {
 			continue
 		}
+		one := r.Group == "sweep" && r.Writers == 1 && r.Pipes == 1
 		if v := r.VsRelay; v != nil {
 			switch {
-			case r.Group == "sweep" && r.Size == 64 && r.Writers == 1 && r.Pipes == 1 && r.Window >= 1000:
-				add(check{Target: "64 B, 1 writer → 1 reader, window 1000: chunk rate ≥ 0.5× relay", Server: r.Server, Value: v.ChunksPerSec, Limit: 0.5})
-			case r.Group == "sweep" && r.Size == 64<<10 && r.Writers == 1 && r.Pipes == 1:
-				add(check{Target: "64 KiB: bandwidth ≥ 0.8× relay", Server: r.Server, Value: v.MBPerSec, Limit: 0.8})
+			case one && r.Size == 64 && r.Window >= 1000:
+				add(check{Target: "#3 64 B, 1 writer → 1 reader, window 1000: chunk rate ≥ 0.5× relay", Server: r.Server, Value: v.ChunksPerSec, Limit: 0.5})
+			case one && r.Size == 64<<10:
+				add(check{Target: "#3 64 KiB: bandwidth ≥ 0.8× relay", Server: r.Server, Value: v.MBPerSec, Limit: 0.8})
 			case r.Group == "latency":
-				add(check{Target: "p50 latency, one chunk in flight: ≤ 2× relay", Server: r.Server, Value: v.P50, Limit: 2, AtMost: true})
+				add(check{Target: "#3 p50 latency, one chunk in flight: ≤ 2× relay", Server: r.Server, Value: v.P50, Limit: 2, AtMost: true})
+			}
+		}
+		if v := r.VsLibzmq; v != nil {
+			switch {
+			case one && r.Size == 64 && r.Window >= 1000:
+				add(check{Target: "#14 64 B, window 1000: chunk rate ≥ 1.0× libzmq relay", Server: r.Server, Value: v.ChunksPerSec, Limit: 1})
+			case one && (r.Size == 4<<10 || r.Size == 64<<10 || r.Size == 1<<20):
+				add(check{Target: fmt.Sprintf("#14 %s, window %d: bandwidth ≥ 1.0× libzmq relay", sizeLabel(int64(r.Size)), r.Window), Server: r.Server, Value: v.MBPerSec, Limit: 1})
+			case r.Group == "latency":
+				add(check{Target: "#14 p50 latency, one chunk in flight: ≤ 1.0× libzmq relay", Server: r.Server, Value: v.P50, Limit: 1, AtMost: true})
 			}
 		}
 		if v := r.VsMemory; v != nil && r.Group == "sweep" && r.Writers == 1 && r.Pipes == 1 {
@@ -513,9 +568,9 @@ func evaluate(results []*result, fsyncPerChunk float64) []check {
 		}
 		c := check{Server: r.Server, Value: r.ChunksPerSec / single.ChunksPerSec, Limit: 0.7}
 		if r.Group == "fanin" {
-			c.Target = fmt.Sprintf("%d writers → 1 reader: aggregate ≥ 0.7× single pipe", r.Writers)
+			c.Target = fmt.Sprintf("#3 %d writers → 1 reader: aggregate ≥ 0.7× single pipe", r.Writers)
 		} else {
-			c.Target = fmt.Sprintf("%d pipes × (1 writer, 1 reader): aggregate ≥ 0.7× single pipe", r.Pipes)
+			c.Target = fmt.Sprintf("#3 %d pipes × (1 writer, 1 reader): aggregate ≥ 0.7× single pipe", r.Pipes)
 		}
 		rr, rs := find("relay", r.Group, r.Size, r.Writers, r.Pipes), find("relay", "sweep", r.Size, 1, 1)
 		if rr != nil && rs != nil && rs.ChunksPerSec > 0 {
@@ -650,11 +705,11 @@ func runOne(ctx context.Context, cfg *config, c benchCase, t target, profile, pr
 		return nil, err
 	}
 	defer inst.Stop()
-	pid, self := inst.PID(), os.Getpid()
+	pid, gen := inst.PID(), os.Getpid()
 	var cpu0, cpu1, gen0, gen1 float64
 	var cpuErr error
 	samples := 0 // both ends of the window, unless the run was cut short
-	sample := func(cpu, gen *float64) {
+	sample := func(cpu, genCPU *float64) {
 		samples++
 		if pid != 0 {
 			var err error
@@ -662,9 +717,9 @@ func runOne(ctx context.Context, cfg *config, c benchCase, t target, profile, pr
 				cpuErr = err
 			}
 		}
-		*gen, _ = cpuSeconds(self)
+		*genCPU, _ = cpuSeconds(gen)
 	}
-	lr, err := runLoad(ctx, loadConfig{
+	lc := loadConfig{
 		Endpoint:    inst.Endpoint(),
 		Size:        c.Size,
 		Writers:     c.Writers,
@@ -675,8 +730,15 @@ func runOne(ctx context.Context, cfg *config, c benchCase, t target, profile, pr
 		Prefix:      prefix,
 		WindowStart: func() { sample(&cpu0, &gen0) },
 		WindowEnd:   func() { sample(&cpu1, &gen1) },
+		Generator:   func(p int) { gen = p },
 		Progress:    progress,
-	})
+	}
+	var lr *loadResult
+	if cfg.Client == "libzmq" {
+		lr, err = runLoadC(ctx, cfg.libzmq.Load, lc)
+	} else {
+		lr, err = runLoad(ctx, lc)
+	}
 	if d, ok := inst.(interface{ Died(time.Duration) error }); ok {
 		// A broker that dies takes its connections with it: give its
 		// exit a moment to be seen when the run went wrong.
@@ -781,6 +843,14 @@ func writeTable(w io.Writer, rep *report) {
 		fmt.Fprintf(w, ", %d runs each: medians, and ratios are medians of back-to-back pairs", rep.Repeat)
 	}
 	fmt.Fprintf(w, "; load average %.2f at start, %.2f at end\n", rep.Machine.LoadAvg[0], rep.Machine.LoadAvg[1])
+	client := "Go, on zbroker's transport"
+	if rep.Client == "libzmq" {
+		client = "C, on libzmq"
+	}
+	fmt.Fprintf(w, "load generator: %s; relay = bare Go relay on zbroker's transport, %s = bare C relay on libzmq\n", client, libzmqRelay)
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
 	fmt.Fprintf(w, "command: %s\n", rep.Command)
 	if rep.Machine.Revision != "" {
 		fmt.Fprintf(w, "revision: %s\n", rep.Machine.Revision)
@@ -828,13 +898,20 @@ func writeTable(w io.Writer, rep *report) {
 			fmt.Fprintf(tw, "\t\t\t\t%s/memory\t%s\t%s\t%s\t%s\t\t%s\t%s\t%s\t\n",
 				r.Server, x(v.ChunksPerSec), x(v.MBPerSec), x(v.P50), x(v.P99), xp(v.CPUusPerChunk), xp(v.PeakRSS), fs)
 		}
-		if v := r.VsRelay; v != nil {
+		for _, b := range []struct {
+			name string
+			v    *ratios
+		}{{"relay", r.VsRelay}, {libzmqRelay, r.VsLibzmq}} {
+			v := b.v
+			if v == nil {
+				continue
+			}
 			p50x, p99x := "-", "-"
 			if r.LatencySamples > 0 {
 				p50x, p99x = x(v.P50), x(v.P99)
 			}
-			fmt.Fprintf(tw, "\t\t\t\t%s/relay\t%s\t%s\t%s\t%s\t\t%s\t%s\t\t\n",
-				r.Server, x(v.ChunksPerSec), x(v.MBPerSec), p50x, p99x, xp(v.CPUusPerChunk), xp(v.PeakRSS))
+			fmt.Fprintf(tw, "\t\t\t\t%s/%s\t%s\t%s\t%s\t%s\t\t%s\t%s\t\t\n",
+				r.Server, b.name, x(v.ChunksPerSec), x(v.MBPerSec), p50x, p99x, xp(v.CPUusPerChunk), xp(v.PeakRSS))
 		}
 	}
 	tw.Flush()
@@ -842,7 +919,7 @@ func writeTable(w io.Writer, rep *report) {
 		fmt.Fprintf(w, "\none write+fsync per 64 B chunk in $TMPDIR: %s chunks/s\n", siCount(*rep.FsyncPerChunk))
 	}
 	if len(rep.Targets) > 0 {
-		fmt.Fprintln(w, "\ntargets (issue 3):")
+		fmt.Fprintln(w, "\ntargets (issue #3 against the Go relay, #14 against the libzmq relay):")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, c := range rep.Targets {
 			met := "met"

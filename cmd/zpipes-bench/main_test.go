@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/interop"
 	"github.com/zbroker/zbroker/internal/relay"
 	"github.com/zbroker/zbroker/zmtp"
 	"github.com/zbroker/zbroker/zpipes"
@@ -90,7 +92,7 @@ func checkSane(t *testing.T, rep *report, want int) {
 		if r.Read != r.Written || r.Read < r.Chunks {
 			t.Errorf("%s %s: written %d, read %d, in window %d", r.Server, r.Case, r.Written, r.Read, r.Chunks)
 		}
-		if r.Server != "relay" && r.VsRelay == nil {
+		if r.Server != "relay" && r.Server != libzmqRelay && r.VsRelay == nil {
 			t.Errorf("%s %s: no ratio to the relay", r.Server, r.Case)
 		}
 	}
@@ -113,7 +115,7 @@ func TestBenchInProcess(t *testing.T) {
 	if len(rep.Targets) != 3 { // 64 B rate, fanin and pipes scaling, latency; no 64 KiB case
 		t.Errorf("targets: %+v", rep.Targets)
 	}
-	for _, want := range []string{"chunks/s", "zpipes/relay", "fanin", "3w×1p", "1w×4p", "20KiB", "targets (issue 3)", "4 pipes × (1 writer, 1 reader)"} {
+	for _, want := range []string{"chunks/s", "zpipes/relay", "fanin", "3w×1p", "1w×4p", "20KiB", "targets (issue #3", "4 pipes × (1 writer, 1 reader)"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -136,7 +138,7 @@ func TestCommandJSON(t *testing.T) {
 	defer r.Close()
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"--json", "--duration", "200ms", "--warmup", "20ms", "--sizes", "10,1MiB", "--cases", "sweep,latency",
-		"--endpoint", z.Endpoint(), "--relay-endpoint", r.Endpoint()}, &stdout, &stderr)
+		"--endpoint", z.Endpoint(), "--relay-endpoint", r.Endpoint(), "--no-libzmq-relay"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
@@ -382,5 +384,82 @@ func TestBrokerDies(t *testing.T) {
 	}
 	if rep.OK || len(rep.Results) != 1 || len(rep.Results[0].Errors) == 0 || !strings.Contains(rep.Results[0].Errors[0], "died: signal: killed") {
 		t.Errorf("OK %v, results %+v", rep.OK, rep.Results)
+	}
+}
+
+// TestLibzmq runs the libzmq baseline: the C relay as a child broker and
+// the C load generator against it and against zpipes and the Go relay,
+// with both ratios.
+func TestLibzmq(t *testing.T) {
+	tools, err := buildLibzmq()
+	if err != nil {
+		interop.Missing(t, "cannot build the libzmq relay: %v", err)
+	}
+	cfg := tinyConfig(t, "--cases", "sweep,latency", "--client", "libzmq")
+	cfg.libzmq = tools
+	rep, err := bench(context.Background(), cfg, []target{inProcTarget("relay"), libzmqRelayTarget(tools), inProcTarget("zpipes")}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSane(t, rep, 9) // 64 B, 20 KiB and latency against the three
+	genCPU := 0.0
+	for _, r := range rep.Results {
+		if (r.Server == libzmqRelay) != (r.VsLibzmq == nil) {
+			t.Errorf("%s %s: ratio to the libzmq relay %+v", r.Server, r.Case, r.VsLibzmq)
+		}
+		if r.Server == libzmqRelay && (r.PeakRSS == nil || r.CPUSeconds == nil) {
+			t.Errorf("libzmq relay %s: no CPU or RSS", r.Case)
+		}
+		if r.GenCPUSeconds == nil {
+			t.Errorf("%s %s: no CPU time for the C load generator", r.Server, r.Case)
+		} else {
+			genCPU += *r.GenCPUSeconds
+		}
+	}
+	// 10 ms ticks: a 200 ms window may show none, all nine runs not.
+	if genCPU <= 0 {
+		t.Errorf("the C load generator used no CPU time")
+	}
+	var table bytes.Buffer
+	printTable(&table, rep)
+	for _, want := range []string{"zpipes/libzmq-relay", "relay/libzmq-relay", "load generator: C, on libzmq", "#14 p50 latency"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	t.Logf("\n%s", table.String())
+}
+
+// TestLibzmqLoadFails: the C generator reports a broker that answers
+// WRITE with an error, and the bench marks the run.
+func TestLibzmqLoadFails(t *testing.T) {
+	tools, err := buildLibzmq()
+	if err != nil {
+		interop.Missing(t, "cannot build the libzmq load generator: %v", err)
+	}
+	ep := testEndpoint("bad")
+	sock, err := zmtp.Listen(ep, zmtp.Options{SocketType: "ROUTER", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	go func() {
+		for ev := range sock.Events() {
+			if ev.Type == zmtp.Message {
+				if string(ev.Frames[0]) == "WRITE" {
+					ev.Conn.Send([][]byte{[]byte("ERROR"), []byte("no")})
+				} else {
+					ev.Conn.Send([][]byte{[]byte("OK")})
+				}
+			}
+		}
+	}()
+	res, err := runLoadC(context.Background(), tools.Load, loadConfig{Endpoint: ep, Size: 64, Writers: 1, Pipes: 1, Window: 4,
+		Warmup: 10 * time.Millisecond, Duration: 50 * time.Millisecond, Prefix: "bad"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Errors) == 0 || !strings.Contains(res.Errors[0], "ERROR no") {
+		t.Fatalf("errors %q, want the ERROR reply reported", res.Errors)
 	}
 }

@@ -105,62 +105,73 @@ func childTarget(kind string) target {
 		if err != nil {
 			return nil, err
 		}
-		ep := fmt.Sprintf("ipc://@/zpipes/zpipes-bench-%d-%d", os.Getpid(), childSeq.Add(1))
+		ep := childEndpoint()
 		args := []string{"serve", kind, ep}
 		if profile != "" {
 			args = append(args, profile)
 		}
-		cmd := exec.Command(exe, args...)
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			return nil, err
-		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		ready := make(chan error, 1)
-		c := &child{cmd: cmd, stdin: stdin, ep: ep, exited: make(chan struct{}), outDone: make(chan struct{}), started: time.Now()}
-		go func() {
-			defer close(c.outDone)
-			br := bufio.NewReader(out)
-			line, err := br.ReadString('\n')
-			if err == nil && strings.TrimSpace(line) != "ready" {
-				err = fmt.Errorf("unexpected %q", line)
-			}
-			ready <- err
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if n, ok := strings.CutPrefix(strings.TrimSpace(line), "fsyncs "); ok {
-					if v, err := strconv.ParseUint(n, 10, 64); err == nil {
-						c.fsyncs.Store(v)
-						c.hasFsyncs.Store(true)
-					}
-				}
-			}
-		}()
-		go func() {
-			c.waitErr = cmd.Wait()
-			close(c.exited)
-		}()
-		select {
-		case err = <-ready:
-		case <-time.After(10 * time.Second):
-			err = fmt.Errorf("no ready within 10s")
-		}
-		if err != nil {
-			c.Stop()
-			return nil, fmt.Errorf("starting %s broker (%s serve %s %s): %v", kind, exe, kind, ep, err)
-		}
-		return c, nil
+		return startChild(kind, ep, exe, args...)
 	}}
+}
+
+func childEndpoint() string {
+	return fmt.Sprintf("ipc://@/zpipes/zpipes-bench-%d-%d", os.Getpid(), childSeq.Add(1))
+}
+
+// startChild runs exe with args, a broker listening on ep that prints
+// "ready" on its standard output once it is, and ends when its standard
+// input closes.
+func startChild(kind, ep, exe string, args ...string) (instance, error) {
+	cmd := exec.Command(exe, args...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	ready := make(chan error, 1)
+	c := &child{cmd: cmd, stdin: stdin, ep: ep, exited: make(chan struct{}), outDone: make(chan struct{}), started: time.Now()}
+	go func() {
+		defer close(c.outDone)
+		br := bufio.NewReader(out)
+		line, err := br.ReadString('\n')
+		if err == nil && strings.TrimSpace(line) != "ready" {
+			err = fmt.Errorf("unexpected %q", line)
+		}
+		ready <- err
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if n, ok := strings.CutPrefix(strings.TrimSpace(line), "fsyncs "); ok {
+				if v, err := strconv.ParseUint(n, 10, 64); err == nil {
+					c.fsyncs.Store(v)
+					c.hasFsyncs.Store(true)
+				}
+			}
+		}
+	}()
+	go func() {
+		c.waitErr = cmd.Wait()
+		close(c.exited)
+	}()
+	select {
+	case err = <-ready:
+	case <-time.After(10 * time.Second):
+		err = fmt.Errorf("no ready within 10s")
+	}
+	if err != nil {
+		c.Stop()
+		return nil, fmt.Errorf("starting %s broker (%s %s): %v", kind, exe, strings.Join(args, " "), err)
+	}
+	return c, nil
 }
 
 type child struct {
