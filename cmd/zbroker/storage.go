@@ -19,7 +19,7 @@ import (
 // storageFlags make zpipes (and Clone) durable (docs/durability.md).
 type storageFlags struct {
 	dataDir    string
-	fsync      string
+	fsync      wal.SyncMode
 	interval   time.Duration
 	cacheLimit int64
 }
@@ -27,7 +27,10 @@ type storageFlags struct {
 func registerStorageFlags(fs *flag.FlagSet) *storageFlags {
 	s := &storageFlags{cacheLimit: 64 << 20}
 	fs.StringVar(&s.dataDir, "data-dir", "", "keep queued chunks and the Clone map in `dir`, so they survive a crash or restart (default: memory only)")
-	fs.StringVar(&s.fsync, "fsync", "interval", "with --data-dir, when to fsync: always (before each OK, batched), interval (every --fsync-interval) or never")
+	fs.Func("fsync", "with --data-dir, when to fsync: always (before each OK, batched), interval (every --fsync-interval; the default) or never", func(v string) (err error) {
+		s.fsync, err = wal.ParseSyncMode(v)
+		return err
+	})
 	fs.DurationVar(&s.interval, "fsync-interval", 100*time.Millisecond, "with --fsync interval, the most a power loss can take")
 	fs.Var(units.Size{P: &s.cacheLimit}, "cache-limit", "with --data-dir, bytes of queued chunks kept in memory; the rest is read back from disk")
 	return s
@@ -42,10 +45,7 @@ func (s *storageFlags) apply(log *slog.Logger, zp *zpipes.Options, kv *clone.Opt
 	if !s.durable() {
 		return nil
 	}
-	mode, err := wal.ParseSyncMode(s.fsync)
-	if err != nil {
-		return err
-	}
+	mode := s.fsync
 	if serveZpipes {
 		st, err := logstore.Open(logstore.Options{
 			Dir: filepath.Join(s.dataDir, "zpipes"), Sync: mode, SyncInterval: s.interval,

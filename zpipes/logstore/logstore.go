@@ -418,6 +418,14 @@ func (q *queue) NewWriter() zpipes.WriterID {
 func (q *queue) Append(id zpipes.WriterID, chunk []byte, tok any) bool {
 	s := q.s
 	w := s.writers[id]
+	if w == nil {
+		// reclaim forgot the writer (idle, nothing of it on disk): its
+		// chunks from now on are a new writer's on disk, so that marks
+		// of its old records can never apply to them.
+		s.lastID++
+		w = &writer{id: s.lastID, q: q, name: q.name}
+		s.writers[id] = w
+	}
 	w.seq++
 	h := binary.AppendUvarint(s.varints[:0], uint64(id))
 	h = binary.AppendUvarint(h, w.seq)
@@ -643,12 +651,7 @@ func (s *Store) reclaim(released bool) {
 		}
 		clear(s.segLive)
 		clear(s.empty)
-		for id, w := range s.writers {
-			w.hasChunks, w.hasMark = false, false
-			if w.q == nil {
-				delete(s.writers, id)
-			}
-		}
+		clear(s.writers) // none has a chunk left; see Append
 		return
 	}
 	active := s.wal.Segment()
@@ -669,8 +672,11 @@ func (s *Store) reclaim(released bool) {
 		deleted = true
 	}
 	if deleted {
+		// Forget writers nothing refers to: no chunk queued, none of
+		// their records left but in deleted segments. A writer still in
+		// use gets a fresh on-disk identity if it appends again.
 		for id, w := range s.writers {
-			if w.q == nil && !s.needsMark(w, ^uint64(0)) {
+			if w.chunks.Len() == 0 && !w.inRing && !s.needsMark(w, ^uint64(0)) {
 				delete(s.writers, id)
 			}
 		}

@@ -271,3 +271,38 @@ func BenchmarkRecover1GiB(b *testing.B) {
 		})
 	}
 }
+
+// A pipe that stays open while writers come and go does not keep every
+// writer's state; a writer forgotten while idle that writes again keeps
+// its chunks, across a restart.
+func TestWritersForgotten(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	pin := s.Queue("pin")
+	pin.Append(pin.NewWriter(), []byte("pinned"), nil) // keeps the first segment
+	q := s.Queue("p")
+	first := q.NewWriter()
+	for i := range 500 {
+		w := first
+		if i > 0 {
+			w = q.NewWriter()
+		}
+		q.Append(w, []byte(fmt.Sprintf("x%03d-%s", i, strings.Repeat("z", 60))), nil)
+		settle(t, s)
+		take(t, s, q, 1, true)
+	}
+	if n := len(s.writers); n > 100 {
+		t.Fatalf("%d writers kept after 500 came and went", n)
+	}
+	q.Append(first, []byte("again"), nil)
+	settle(t, s)
+	s.Close()
+	s = open(t, dir)
+	defer s.Close()
+	if rec := s.Recovered(); len(rec) != 2 || rec[0].Chunks+rec[1].Chunks != 2 {
+		t.Fatalf("recovered %+v, want pinned and the chunk written again", rec)
+	}
+	if got := take(t, s, s.Queue("p"), 1, true); got[0] != "again" {
+		t.Fatalf("got %q", got)
+	}
+}
