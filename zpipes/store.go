@@ -59,8 +59,12 @@ type Queue interface {
 	NewWriter() WriterID
 	// Append queues chunk at the tail of writer w's chunks. It returns
 	// true when the chunk is stored already; otherwise token comes back
-	// in Done.Stored from Handle once it is. The chunk is not modified
-	// and may be kept.
+	// in Done.Stored from Handle once it is. Tokens come back in the
+	// order of their Appends (the server matches them to its WRITEs in
+	// that order); a store whose acknowledgements arrive out of order
+	// (one stream per pipe, say) holds later ones back. A chunk is
+	// served by Next at once, stored or not: a reader may get it before
+	// its writer gets the OK. The chunk is not modified and may be kept.
 	Append(w WriterID, chunk []byte, token any) (stored bool)
 	// Next takes the next chunk in fair-queuing order. ok is false when
 	// nothing is ready (the queue is empty, or the store bounds its
@@ -100,7 +104,8 @@ type RecoveredPipe struct {
 // Note is a message from a store's goroutines to the owner goroutine.
 type Note any
 
-// Done is what a note completed.
+// Done is what a note completed. Its slices are valid until the next
+// call of Handle.
 type Done struct {
 	// Stored lists the tokens of Appends now stored: their WRITEs'
 	// OKs may be sent.
