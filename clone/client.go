@@ -37,6 +37,10 @@ type ClientOptions struct {
 	// trusted); default our own. Another uid is refused with a
 	// *zmtp.UntrustedBrokerError: it may be a squatter on the name.
 	BrokerUID int
+	// Curve, for a tcp endpoint, connects with CURVE (docs/curve.md):
+	// the broker's public key in ServerKey and our key pair. It is not
+	// used on ipc, where the broker speaks NULL.
+	Curve *zmtp.CurveOptions
 }
 
 func (o ClientOptions) withDefaults() ClientOptions {
@@ -338,7 +342,7 @@ func (c *Client) track(cn *zmtp.Conn) bool {
 func (c *Client) dial(ep, typ string) (*zmtp.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.HeartbeatTimeout)
 	defer cancel()
-	cn, err := zmtp.Dial(ctx, ep, zmtp.Options{SocketType: typ, Logger: c.opts.Logger, BrokerUID: c.opts.BrokerUID})
+	cn, err := zmtp.Dial(ctx, ep, zmtp.Options{SocketType: typ, Logger: c.opts.Logger, BrokerUID: c.opts.BrokerUID, Curve: c.opts.Curve.ForEndpoint(ep)})
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,10 @@ type Options struct {
 	// Guard admits peers (see zmtp.Access); share one between services to
 	// make its limits broker-wide. Default: our own uid and root only.
 	Guard *zmtp.Guard
+	// Curve puts the tcp endpoints on CURVE (docs/curve.md): clients
+	// must know the server's key and, if Curve.Authorize says so, hold an
+	// admitted key. ipc endpoints keep NULL under the Guard's rules.
+	Curve *zmtp.CurveOptions
 }
 
 // WithDefaults returns o with its zero fields set to their defaults: the
@@ -177,19 +181,19 @@ func (s *subscriber) matches(key string) bool {
 // Start binds the three endpoints and starts serving.
 func Start(opts Options) (*Server, error) {
 	opts = opts.WithDefaults()
-	zo := func(typ string, max int64) zmtp.Options {
-		return zmtp.Options{SocketType: typ, MaxMessageSize: max, Logger: opts.Logger, Guard: opts.Guard}
+	zo := func(typ string, max int64, endpoint string) zmtp.Options {
+		return zmtp.Options{SocketType: typ, MaxMessageSize: max, Logger: opts.Logger, Guard: opts.Guard, Curve: opts.Curve.ForEndpoint(endpoint)}
 	}
-	snap, err := zmtp.Listen(opts.SnapshotEndpoint, zo("ROUTER", 4096))
+	snap, err := zmtp.Listen(opts.SnapshotEndpoint, zo("ROUTER", 4096, opts.SnapshotEndpoint))
 	if err != nil {
 		return nil, err
 	}
-	pub, err := zmtp.Listen(opts.PublisherEndpoint, zo("PUB", 4096))
+	pub, err := zmtp.Listen(opts.PublisherEndpoint, zo("PUB", 4096, opts.PublisherEndpoint))
 	if err != nil {
 		snap.Close()
 		return nil, err
 	}
-	coll, err := zmtp.Listen(opts.CollectorEndpoint, zo("SUB", opts.MaxValueSize+64<<10))
+	coll, err := zmtp.Listen(opts.CollectorEndpoint, zo("SUB", opts.MaxValueSize+64<<10, opts.CollectorEndpoint))
 	if err != nil {
 		snap.Close()
 		pub.Close()

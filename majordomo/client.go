@@ -30,6 +30,10 @@ type ClientOptions struct {
 	// trusted); default our own. Another uid is refused with a
 	// *zmtp.UntrustedBrokerError: it may be a squatter on the name.
 	BrokerUID int
+	// Curve, for a tcp endpoint, connects with CURVE (docs/curve.md):
+	// the broker's public key in ServerKey and our key pair. It is not
+	// used on ipc, where the broker speaks NULL.
+	Curve *zmtp.CurveOptions
 }
 
 // Client talks MDP/Client to a broker over one DEALER connection, made on
@@ -106,7 +110,7 @@ func (c *Client) connect(ctx context.Context) error {
 	if c.conn != nil {
 		return nil
 	}
-	conn, err := zmtp.Dial(ctx, c.endpoint, zmtp.Options{SocketType: "DEALER", Logger: c.opts.Logger, BrokerUID: c.opts.BrokerUID})
+	conn, err := zmtp.Dial(ctx, c.endpoint, zmtp.Options{SocketType: "DEALER", Logger: c.opts.Logger, BrokerUID: c.opts.BrokerUID, Curve: c.opts.Curve.ForEndpoint(c.endpoint)})
 	if err != nil {
 		return err
 	}

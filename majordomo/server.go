@@ -66,6 +66,10 @@ type Options struct {
 	// Guard admits peers (see zmtp.Access); share one between services to
 	// make its limits broker-wide. Default: our own uid and root only.
 	Guard *zmtp.Guard
+	// Curve puts the tcp endpoints on CURVE (docs/curve.md): clients
+	// must know the server's key and, if Curve.Authorize says so, hold an
+	// admitted key. ipc endpoints keep NULL under the Guard's rules.
+	Curve *zmtp.CurveOptions
 }
 
 // WithDefaults returns o with its zero fields set to their defaults: the
@@ -253,6 +257,7 @@ func Start(opts Options) (*Server, error) {
 		EventBuffer:       256,
 		Logger:            opts.Logger,
 		Guard:             opts.Guard,
+		Curve:             opts.Curve.ForEndpoint(opts.Endpoint),
 	})
 	if err != nil {
 		return nil, err

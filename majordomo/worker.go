@@ -60,6 +60,10 @@ type WorkerOptions struct {
 	// trusted); default our own. Another uid is refused with a
 	// *zmtp.UntrustedBrokerError: it may be a squatter on the name.
 	BrokerUID int
+	// Curve, for a tcp endpoint, connects with CURVE (docs/curve.md):
+	// the broker's public key in ServerKey and our key pair. It is not
+	// used on ipc, where the broker speaks NULL.
+	Curve *zmtp.CurveOptions
 }
 
 // Worker serves one service for a broker: it registers with READY, serves
@@ -135,7 +139,7 @@ func (w *Worker) session(ctx context.Context) error {
 	hb := w.opts.HeartbeatInterval
 	silence := hb * time.Duration(w.opts.HeartbeatLiveness)
 	dctx, cancel := context.WithTimeout(ctx, silence)
-	conn, err := zmtp.Dial(dctx, w.endpoint, zmtp.Options{SocketType: "DEALER", Logger: w.opts.Logger, BrokerUID: w.opts.BrokerUID})
+	conn, err := zmtp.Dial(dctx, w.endpoint, zmtp.Options{SocketType: "DEALER", Logger: w.opts.Logger, BrokerUID: w.opts.BrokerUID, Curve: w.opts.Curve.ForEndpoint(w.endpoint)})
 	cancel()
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 
 	"golang.org/x/crypto/curve25519"
 	"golang.org/x/crypto/nacl/box"
@@ -75,6 +76,24 @@ type CurveOptions struct {
 	// holds the secret of this long-term public key may connect. nil
 	// admits every client that knows the server's key.
 	Authorize func(client CurveKey) error
+}
+
+// ForEndpoint is o for a tcp endpoint and nil (NULL) for any other: it is
+// zbroker's rule that CURVE guards tcp, while ipc peers are checked by
+// their credentials. o may be nil.
+func (o *CurveOptions) ForEndpoint(endpoint string) *CurveOptions {
+	if o == nil || !strings.HasPrefix(endpoint, "tcp://") {
+		return nil
+	}
+	return o
+}
+
+// withClientKey adds the CURVE client key, if any, to log attributes.
+func withClientKey(k *CurveKey, attrs ...any) []any {
+	if k != nil {
+		attrs = append(attrs, "client_key", k.String())
+	}
+	return attrs
 }
 
 // ErrCurveRefused wraps the Authorize error of a refused client.

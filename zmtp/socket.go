@@ -155,11 +155,7 @@ func (s *Socket) serve(nc net.Conn, peer Peer) {
 	delete(s.pending, nc)
 	s.mu.Unlock()
 	if err != nil {
-		attrs := []any{"endpoint", s.endpoint, "peer", peer, "err", err}
-		if k := hs.mech.peerKey; k != nil {
-			attrs = append(attrs, "client_key", k.String())
-		}
-		s.opts.Logger.Info("peer refused in handshake", attrs...)
+		s.opts.Logger.Info("peer refused in handshake", withClientKey(hs.mech.peerKey, "endpoint", s.endpoint, "peer", peer, "err", err)...)
 		nc.Close()
 		return
 	}
@@ -173,7 +169,7 @@ func (s *Socket) serve(nc net.Conn, peer Peer) {
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
-	s.opts.Logger.Info("peer connected", "endpoint", s.endpoint, "conn", c.id, "peer", peer, "socket_type", hs.peerType)
+	s.opts.Logger.Info("peer connected", withClientKey(c.peerKey, "endpoint", s.endpoint, "conn", c.id, "peer", peer, "socket_type", hs.peerType)...)
 	c.start(true)
 	<-c.readerDone
 	s.opts.Logger.Debug("peer disconnected", "endpoint", s.endpoint, "conn", c.id, "peer", peer, "err", c.err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/zbroker/zbroker/internal/cli"
 	"github.com/zbroker/zbroker/majordomo"
+	"github.com/zbroker/zbroker/zmtp"
 )
 
 func main() {
@@ -61,7 +62,7 @@ Flags (anywhere; "--" ends them, for a BODY that starts with "-"):
   --liveness N        echo-worker: heartbeats missed before the broker
                       counts as lost (default 3)
   -v                  verbose: log connections and retries
-` + cli.BrokerUIDHelp + `
+` + cli.BrokerUIDHelp + cli.CurveHelp + `
 Exit status: 0 on a reply; 1 on a failure reply from the broker (printed
 as "CODE SERVICE: REASON"), no reply, a 404 or no broker; 2 on a usage
 error.
@@ -77,6 +78,9 @@ type config struct {
 	liveness int
 	verbose  bool
 	uid      int
+	curve    cli.Curve
+	// curveOpts are the CURVE options curve asks for, once parsed.
+	curveOpts *zmtp.CurveOptions
 }
 
 func (c *config) flags(fs *flag.FlagSet) {
@@ -89,6 +93,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.liveness, "liveness", 3, "")
 	fs.BoolVar(&c.verbose, "v", false, "")
 	cli.BrokerUIDFlag(fs, &c.uid)
+	cli.CurveFlags(fs, &c.curve)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -106,6 +111,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	command, rest := words[0], words[1:]
 	if command == "help" {
 		return cmd.Exit(flag.ErrHelp)
+	}
+	if cfg.curveOpts, err = cfg.curve.Options(); err != nil {
+		return cmd.Exit(err)
 	}
 	if cfg.version != 1 && cfg.version != 2 {
 		return cmd.Exit(cli.Usagef("--protocol must be 1 or 2, not %d", cfg.version))
@@ -164,7 +172,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// Tell a broker that is not running from a service without a worker:
 	// both would otherwise look like a request without a reply.
-	if err := cli.Probe(ctx, endpoint, cfg.uid); errors.Is(err, cli.ErrNotRunning) {
+	if err := cli.Probe(ctx, endpoint, cfg.uid, cfg.curveOpts); errors.Is(err, cli.ErrNotRunning) {
 		return cmd.Exit(fmt.Errorf("no %s (is zbroker running?)", who))
 	} else if err != nil {
 		return cmd.Exit(err)
@@ -187,7 +195,7 @@ func call(ctx context.Context, cfg *config, endpoint string, log *slog.Logger, s
 		retries = -1 // ClientOptions: 0 means the default, -1 none
 	}
 	c, err := majordomo.NewClient(endpoint, majordomo.ClientOptions{
-		Version: majordomo.Version(cfg.version), Timeout: cfg.timeout, Retries: retries, Logger: log, BrokerUID: cfg.uid})
+		Version: majordomo.Version(cfg.version), Timeout: cfg.timeout, Retries: retries, Logger: log, BrokerUID: cfg.uid, Curve: cfg.curveOpts})
 	if err != nil {
 		fmt.Fprintf(stderr, "mdp: %v\n", err)
 		return 2, ""
@@ -230,6 +238,7 @@ func echoWorker(ctx context.Context, cfg *config, endpoint string, log *slog.Log
 	w, err := majordomo.NewWorker(endpoint, service, func(ctx context.Context, req *majordomo.Request) [][]byte {
 		return req.Body
 	}, majordomo.WorkerOptions{
+		Curve:             cfg.curveOpts,
 		Version:           majordomo.Version(cfg.version),
 		HeartbeatInterval: cfg.hb,
 		HeartbeatLiveness: cfg.liveness,

@@ -30,6 +30,7 @@ func main() {
 
 const usage = `usage: zbroker [flags] [NAME]
        zbroker status [NAME]   (see zbroker status --help)
+       zbroker keygen [--secret-file FILE]
        zbroker help | --help | --version
 
 Runs the broker named NAME (default "default"), hosting three services:
@@ -151,12 +152,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(signals)
 
+	if len(args) > 0 && args[0] == "keygen" {
+		return keygen(args[1:], stdout, stderr)
+	}
 	cmd := &cli.Command{Name: "zbroker", Stdout: stdout, Stderr: stderr}
 	fs := cmd.FlagSet()
 	var b broker
 	b.flags(fs)
 	// Other files of this package register their flags here.
 	sec := registerSecurityFlags(fs)
+	curve := registerCurveFlags(fs)
 	store := registerStorageFlags(fs)
 	var obs observeSettings
 	obs.flags(fs)
@@ -171,6 +176,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	b.zp.Name, b.zp.Logger = b.name, log
 	b.mdp.Name, b.mdp.Logger = b.name, log
 	b.kv.Name, b.kv.Logger = b.name, log
+	if sec.tcpAuthenticated, err = curve.apply(log, &b.zp, &b.mdp, &b.kv); err != nil {
+		return cmd.Exit(cli.Usagef("%v", err))
+	}
 	if err := sec.apply(log, &b.zp, &b.mdp, &b.kv); err != nil {
 		return cmd.Exit(cli.Usagef("%v", err))
 	}

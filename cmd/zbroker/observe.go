@@ -112,7 +112,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if endpoint == "" {
 		endpoint = controlEndpoint(name, ipcDir)
 	}
-	if err := cli.Probe(context.Background(), endpoint, brokerUID); err != nil {
+	if err := cli.Probe(context.Background(), endpoint, brokerUID, nil); err != nil {
 		if errors.Is(err, cli.ErrNotRunning) {
 			err = fmt.Errorf("no broker named %q is running (nothing at %s)", name, endpoint)
 		}

@@ -27,9 +27,11 @@ import (
 type securityFlags struct {
 	guard       zmtp.GuardConfig
 	insecureTCP bool
-	ipcDir      string
-	ipcMode     uint64
-	ipcGroup    string
+	// tcpAuthenticated: CURVE (curve.go) authenticates every tcp peer.
+	tcpAuthenticated bool
+	ipcDir           string
+	ipcMode          uint64
+	ipcGroup         string
 }
 
 func registerSecurityFlags(fs *flag.FlagSet) *securityFlags {
@@ -115,10 +117,10 @@ func (s *securityFlags) apply(log *slog.Logger, zp *zpipes.Options, mdp *majordo
 	} else if s.ipcGroup != "" {
 		return errors.New("--ipc-group needs --ipc-dir")
 	}
-	if !s.insecureTCP {
+	if !s.insecureTCP && !s.tcpAuthenticated {
 		for _, ep := range []string{zp.Endpoint, mdp.Endpoint, kv.SnapshotEndpoint, kv.PublisherEndpoint, kv.CollectorEndpoint} {
 			if exposedTCP(ep) {
-				return fmt.Errorf("%s would accept anyone who can reach it (tcp has no peer credentials): bind a loopback address, or pass --insecure-tcp (see docs/security.md)", ep)
+				return fmt.Errorf("%s would accept anyone who can reach it (tcp has no peer credentials): bind a loopback address, put tcp on CURVE (--curve-secret-key-file, docs/curve.md), or pass --insecure-tcp (see docs/security.md)", ep)
 			}
 		}
 	}

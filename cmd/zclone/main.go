@@ -61,6 +61,8 @@ Flags (before or after the command; "--" ends them):
                             one running as yourself or root, see
                             docs/security.md)
 
+CURVE (tcp endpoints of a broker run with --curve-secret-key-file):
+` + cli.CurveHelp + `
 Exit status: 0 success; 1 error (no broker, key not set, no answer); 2
 usage error.
 `
@@ -77,7 +79,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&timeout, "timeout", timeout, "")
 	var uid int
 	cli.BrokerUIDFlag(fs, &uid)
+	var curve cli.Curve
+	cli.CurveFlags(fs, &curve)
 	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return cmd.Exit(err)
+	}
+	curveOpts, err := curve.Options()
 	if err != nil {
 		return cmd.Exit(err)
 	}
@@ -94,7 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case pos[0] == "set" && pos[2] == "":
 		return cmd.Exit(cli.Usagef("an empty value deletes: use del"))
 	}
-	opts := clone.ClientOptions{Name: broker, Subtree: pos[1], BrokerUID: uid, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	opts := clone.ClientOptions{Name: broker, Subtree: pos[1], BrokerUID: uid, Curve: curveOpts, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	who := fmt.Sprintf("broker %q at %s", broker, clone.SnapshotEndpoint(broker))
 	if prefix != "" {
 		if opts.SnapshotEndpoint, opts.PublisherEndpoint, opts.CollectorEndpoint, err = endpoints(prefix); err != nil {
@@ -104,7 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	} else {
 		opts.SnapshotEndpoint = clone.SnapshotEndpoint(broker)
 	}
-	if err := cli.Probe(ctx, opts.SnapshotEndpoint, uid); errors.Is(err, cli.ErrNotRunning) {
+	if err := cli.Probe(ctx, opts.SnapshotEndpoint, uid, curveOpts); errors.Is(err, cli.ErrNotRunning) {
 		return cmd.Exit(fmt.Errorf("no %s (is zbroker running?)", who))
 	} else if err != nil {
 		return cmd.Exit(err)

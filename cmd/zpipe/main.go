@@ -19,6 +19,7 @@ import (
 
 	"github.com/zbroker/zbroker/internal/cli"
 	"github.com/zbroker/zbroker/internal/units"
+	"github.com/zbroker/zbroker/zmtp"
 	"github.com/zbroker/zbroker/zpipes"
 	"github.com/zbroker/zbroker/zpipes/client"
 )
@@ -47,7 +48,7 @@ Flags (before or after the command):
   --endpoint EP       connect to EP instead, e.g. tcp://127.0.0.1:5555
   --timeout D         give up after D (e.g. 10s, 2m), connecting included;
                       default 0: no limit
-` + cli.BrokerUIDHelp + `  --lines             write: one chunk per line, newline included, so an
+` + cli.BrokerUIDHelp + cli.CurveHelp + `  --lines             write: one chunk per line, newline included, so an
                       empty line is the chunk "\n"; read: end each chunk with
                       a newline if it has none
   --size N            write: chunk size, e.g. 4096, 64KiB, 1MiB (default
@@ -113,6 +114,9 @@ type config struct {
 	follow   bool
 	wait     time.Duration
 	uid      int
+	curve    cli.Curve
+	// curveOpts are the CURVE options curve asks for, once parsed.
+	curveOpts *zmtp.CurveOptions
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -167,7 +171,7 @@ func connect(ctx context.Context, cfg config) (*client.Client, error) {
 	waitUntil := time.Now().Add(cfg.wait)
 	for {
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-		c, err := client.DialEndpoint(dctx, endpoint, client.WithBrokerUID(cfg.uid))
+		c, err := client.DialEndpoint(dctx, endpoint, client.WithBrokerUID(cfg.uid), client.WithCurve(cfg.curveOpts))
 		cancel()
 		switch {
 		case err == nil:
@@ -214,8 +218,12 @@ func parseArgs(cmd *cli.Command, args []string) (cfg config, verb, pipe string, 
 	fs.BoolVar(&cfg.follow, "follow", false, "")
 	fs.DurationVar(&cfg.wait, "wait", 0, "")
 	cli.BrokerUIDFlag(fs, &cfg.uid)
+	cli.CurveFlags(fs, &cfg.curve)
 	words, err := cli.Parse(fs, args)
 	if err != nil {
+		return cfg, "", "", err
+	}
+	if cfg.curveOpts, err = cfg.curve.Options(); err != nil {
 		return cfg, "", "", err
 	}
 	set := map[string]bool{}

@@ -178,11 +178,11 @@ const ProbeTimeout = time.Second
 // completing the handshake. It returns an error wrapping ErrNotRunning if
 // the endpoint refuses connections or does not exist, and another error if
 // something there does not answer as a broker, or runs as a uid other
-// than ours, root or brokerUID.
-func Probe(ctx context.Context, endpoint string, brokerUID int) error {
+// than ours, root or brokerUID. curve, if set, is used on tcp endpoints.
+func Probe(ctx context.Context, endpoint string, brokerUID int, curve *zmtp.CurveOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
-	c, err := zmtp.Dial(ctx, endpoint, zmtp.Options{SocketType: "DEALER", BrokerUID: brokerUID})
+	c, err := zmtp.Dial(ctx, endpoint, zmtp.Options{SocketType: "DEALER", BrokerUID: brokerUID, Curve: curve.ForEndpoint(endpoint)})
 	switch {
 	case err == nil:
 		c.Close()

@@ -67,7 +67,7 @@ func TestExitConvention(t *testing.T) {
 func TestProbe(t *testing.T) {
 	ep := "ipc://@zbroker-cli-probe-" + strings.ReplaceAll(t.Name(), "/", "-") + time.Now().Format("150405.000000000")
 	start := time.Now()
-	err := Probe(context.Background(), ep, 0)
+	err := Probe(context.Background(), ep, 0, nil)
 	if !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("nothing listening: %v, want ErrNotRunning", err)
 	}
@@ -83,7 +83,7 @@ func TestProbe(t *testing.T) {
 		for range s.Events() {
 		}
 	}()
-	if err := Probe(context.Background(), ep, 0); err != nil {
+	if err := Probe(context.Background(), ep, 0, nil); err != nil {
 		t.Fatalf("ROUTER listening: %v", err)
 	}
 }

@@ -60,6 +60,7 @@ type dialConfig struct {
 	maxChunk  int64
 	heartbeat time.Duration
 	brokerUID int
+	curve     *zmtp.CurveOptions
 }
 
 // WithMaxChunkSize sets the largest chunk a Read may return: a larger
@@ -86,6 +87,13 @@ func WithHeartbeat(interval time.Duration) Option {
 // it may be another user's process that took the broker's name.
 func WithBrokerUID(uid int) Option {
 	return func(c *dialConfig) { c.brokerUID = uid }
+}
+
+// WithCurve connects to a tcp endpoint with CURVE (docs/curve.md): the
+// broker's public key in o.ServerKey and our key pair. It is not used on
+// ipc, where the broker speaks NULL.
+func WithCurve(o *zmtp.CurveOptions) Option {
+	return func(c *dialConfig) { c.curve = o }
 }
 
 // Client is one DEALER connection to a zpipes broker. Its methods are safe
@@ -143,6 +151,7 @@ func DialEndpoint(ctx context.Context, endpoint string, opts ...Option) (*Client
 		SendQueueBytes:    math.MaxInt64,
 		HeartbeatInterval: cfg.heartbeat,
 		BrokerUID:         cfg.brokerUID,
+		Curve:             cfg.curve.ForEndpoint(endpoint),
 	})
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
