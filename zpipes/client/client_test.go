@@ -636,11 +636,13 @@ func TestProtocolErrorDisconnects(t *testing.T) {
 func TestDialOptions(t *testing.T) {
 	srv := startBroker(t, zpipes.Options{})
 	ctx := testCtx(t)
-	c, err := client.DialEndpoint(ctx, srv.Endpoint(), client.WithHeartbeat(10*time.Millisecond), client.WithMaxChunkSize(1000))
+	c, err := client.DialEndpoint(ctx, srv.Endpoint(), client.WithHeartbeat(50*time.Millisecond), client.WithMaxChunkSize(1000))
 	must(t, err)
 	t.Cleanup(func() { c.Disconnect() })
 	must(t, c.Open(ctx, "p"))
-	time.Sleep(50 * time.Millisecond) // a few heartbeats while idle
+	// A few heartbeats while idle. The interval leaves the broker 150 ms
+	// to answer each PING: 30 ms was missed on a loaded 2-core machine.
+	time.Sleep(200 * time.Millisecond)
 	must(t, c.Write(ctx, "p", make([]byte, 1000)))
 	if _, err := c.Read(ctx, "p"); err != nil {
 		t.Fatalf("chunk at the limit: %v", err)
