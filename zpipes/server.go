@@ -107,6 +107,7 @@ type Server struct {
 	// event, and confirmTimer while no events come.
 	unconfirmed  map[*client]struct{}
 	confirmTimer *time.Timer
+	timerArmed   bool
 	scratch      []Chunk
 }
 
@@ -271,6 +272,7 @@ func (s *Server) run() {
 				s.afterEvent()
 				continue
 			case <-s.confirmTimer.C:
+				s.timerArmed = false
 				s.afterEvent()
 				continue
 			case q := <-s.queries:
@@ -345,7 +347,12 @@ func (s *Server) confirmAll() {
 		s.confirm(c)
 	}
 	if len(s.unconfirmed) > 0 {
-		s.confirmTimer.Reset(confirmEvery)
+		if !s.timerArmed {
+			// Armed once per period, not per event: under load the
+			// events confirm, the timer only covers a quiet socket.
+			s.timerArmed = true
+			s.confirmTimer.Reset(confirmEvery)
+		}
 	}
 }
 

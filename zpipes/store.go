@@ -62,9 +62,11 @@ type Queue interface {
 	// in Done.Stored from Handle once it is. Tokens come back in the
 	// order of their Appends (the server matches them to its WRITEs in
 	// that order); a store whose acknowledgements arrive out of order
-	// (one stream per pipe, say) holds later ones back. A chunk is
-	// served by Next at once, stored or not: a reader may get it before
-	// its writer gets the OK. The chunk is not modified and may be kept.
+	// (one stream per pipe, say) holds later ones back. The memory and
+	// log stores serve a chunk from Next at once, stored or not (a
+	// reader may get it before its writer gets the OK); a store may also
+	// serve it only once stored. The chunk is not modified and may be
+	// kept.
 	Append(w WriterID, chunk []byte, token any) (stored bool)
 	// Next takes the next chunk in fair-queuing order. ok is false when
 	// nothing is ready (the queue is empty, or the store bounds its
