@@ -41,6 +41,12 @@ type Options struct {
 	// MaxValueSize bounds one update's body; larger updates are refused
 	// (the sending connection is dropped). Default 16 MiB.
 	MaxValueSize int64
+	// MaxKeys and MaxBytes bound the map: an update adding a key past
+	// MaxKeys, or taking the map's size (keys, values, properties and 128
+	// bytes per key) past MaxBytes, is refused and logged. Defaults
+	// 1,000,000 keys and 1 GiB.
+	MaxKeys  int
+	MaxBytes int64
 	// Journal keeps the map across restarts; default MemoryJournal{}.
 	// The server loads it at start and closes it when it stops.
 	Journal Journal
@@ -66,6 +72,12 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.MaxValueSize <= 0 {
 		o.MaxValueSize = 16 << 20
+	}
+	if o.MaxKeys <= 0 {
+		o.MaxKeys = 1_000_000
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 1 << 30
 	}
 	if o.SubscriberQueueLimit <= 0 {
 		o.SubscriberQueueLimit = 64 << 20
@@ -517,6 +529,10 @@ func (s *Server) onCollector(ev zmtp.Event) {
 		if secs > 0 {
 			expires = time.Now().Add(time.Duration(secs * float64(time.Second)))
 		}
+	}
+	if err := s.overCap(&m); err != nil {
+		s.reject(ev, "collector", err)
+		return
 	}
 	s.seq++
 	s.st.Updates++

@@ -16,8 +16,19 @@ type entry struct {
 // store is the server's map plus a heap of its ephemeral entries by
 // expiry. Only the server's goroutine touches it.
 type store struct {
-	m   map[string]*entry
-	ttl expiryHeap
+	m     map[string]*entry
+	ttl   expiryHeap
+	bytes int64 // sum of the entries' sizes (entrySize)
+}
+
+// entrySize is what an entry counts against Options.MaxBytes: its key,
+// value, UUID and properties, and 128 bytes for the rest.
+func entrySize(e *Entry) int64 {
+	n := int64(128 + len(e.Key) + len(e.Body) + len(e.UUID))
+	for _, p := range e.Props {
+		n += int64(len(p.Name) + len(p.Value) + 2)
+	}
+	return n
 }
 
 func newStore() *store { return &store{m: map[string]*entry{}} }
@@ -25,8 +36,11 @@ func newStore() *store { return &store{m: map[string]*entry{}} }
 // put stores a value (a non-empty body) or deletes the key (empty body).
 // The entry replaced, if any, leaves the expiry heap.
 func (s *store) put(key string, e *entry) {
-	if old, ok := s.m[key]; ok && old.idx >= 0 {
-		heap.Remove(&s.ttl, old.idx)
+	if old, ok := s.m[key]; ok {
+		if old.idx >= 0 {
+			heap.Remove(&s.ttl, old.idx)
+		}
+		s.bytes -= entrySize(&old.Entry)
 	}
 	if len(e.Body) == 0 {
 		delete(s.m, key)
@@ -34,6 +48,7 @@ func (s *store) put(key string, e *entry) {
 	}
 	e.Key, e.idx = key, -1
 	s.m[key] = e
+	s.bytes += entrySize(&e.Entry)
 	if !e.Expires.IsZero() {
 		heap.Push(&s.ttl, e)
 	}
@@ -54,6 +69,7 @@ func (s *store) expired(now time.Time) []*entry {
 	for len(s.ttl) > 0 && !s.ttl[0].Expires.After(now) {
 		e := heap.Pop(&s.ttl).(*entry)
 		delete(s.m, e.Key)
+		s.bytes -= entrySize(&e.Entry)
 		out = append(out, e)
 	}
 	return out

@@ -33,6 +33,14 @@ type Options struct {
 	// service; past it new requests get a 503 failure reply at once.
 	// Default 10000.
 	RequestQueueLimit int
+	// ServiceQueueBytes and ClientQueueBytes bound the bytes of requests
+	// waiting for a worker in one service and from one client (each
+	// request counts 256 bytes beyond its frames, so empty ones count
+	// too); past either, new requests get a 503 failure reply at once.
+	// A client's cap is what stops a flood of requests for absent
+	// services. Defaults 256 MiB and 64 MiB.
+	ServiceQueueBytes int64
+	ClientQueueBytes  int64
 	// RequestTimeout bounds how long a request waits for a worker (each
 	// time it is queued); then it gets a 504 failure reply. Default 30s.
 	RequestTimeout time.Duration
@@ -89,6 +97,12 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.RequestQueueLimit <= 0 {
 		o.RequestQueueLimit = 10000
+	}
+	if o.ServiceQueueBytes <= 0 {
+		o.ServiceQueueBytes = 256 << 20
+	}
+	if o.ClientQueueBytes <= 0 {
+		o.ClientQueueBytes = 64 << 20
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 30 * time.Second
@@ -157,10 +171,12 @@ type peer struct {
 	defunct bool // sent DISCONNECT: its worker commands are ignored
 	gone    bool
 	// queues holds this client's waiting requests, per service.
-	queues  map[*service]*clientQueue
-	pending int // requests waiting or held by a worker
-	paused  bool
-	bad     int // malformed messages seen, to limit logging
+	queues      map[*service]*clientQueue
+	pending     int // requests waiting or held by a worker
+	paused      bool
+	bad         int   // malformed messages seen, to limit logging
+	capped      int   // requests refused over a byte cap, to limit logging
+	queuedBytes int64 // of its requests waiting for workers, see queuedSize
 	// wantsFailures: the client asked for failure replies (MMIFailures).
 	// Others get only what RFC 7/18 define: no reply, so they time out
 	// and retry.
@@ -184,6 +200,7 @@ type request struct {
 	attempts int
 	partials int
 	deadline time.Time
+	size     int64 // queuedSize, fixed when it arrives
 }
 
 type worker struct {
@@ -210,8 +227,9 @@ type service struct {
 	idleTail *worker
 	nidle    int
 	// rr serves clients round robin; each client's requests stay FIFO.
-	rr     deque.Deque[*clientQueue]
-	queued int
+	rr          deque.Deque[*clientQueue]
+	queued      int
+	queuedBytes int64 // see queuedSize
 }
 
 func (svc *service) pushIdle(w *worker) {
@@ -440,6 +458,11 @@ func (s *Server) request(p *peer, m *message) {
 		return
 	}
 	svc := s.serviceFor(m.service)
+	size := queuedSize(m)
+	if svc.nidle == 0 && s.overByteCap(p, svc, m, size) {
+		s.gc(svc)
+		return
+	}
 	if svc.nidle == 0 && svc.queued >= s.opts.RequestQueueLimit {
 		s.failures[CodeQueueFull]++
 		why := fmt.Sprintf("%d requests already waiting for a worker", svc.queued)
@@ -453,7 +476,7 @@ func (s *Server) request(p *peer, m *message) {
 	s.nextID++
 	// The frame list may be carved from a block the transport shares
 	// between messages: keep copies of the (short) lists, not the list.
-	r := &request{id: s.nextID, client: p, env: cloneList(m.env), version: m.version, service: svc, body: cloneList(m.body)}
+	r := &request{id: s.nextID, client: p, env: cloneList(m.env), version: m.version, service: svc, body: cloneList(m.body), size: size}
 	binary.BigEndian.PutUint64(r.addrBuf[:], r.id)
 	r.addr = r.addrBuf[:]
 	p.pending++
@@ -522,6 +545,7 @@ func (s *Server) enqueue(r *request, front bool) {
 	r.deadline = s.now.Add(s.opts.RequestTimeout)
 	svc.queued++
 	s.queued++
+	countQueued(r, 1)
 }
 
 // dispatch gives waiting requests to idle workers: clients round robin,
@@ -532,6 +556,7 @@ func (s *Server) dispatch(svc *service) {
 		r := q.reqs.PopFront()
 		svc.queued--
 		s.queued--
+		countQueued(r, -1)
 		if q.reqs.Len() > 0 {
 			svc.rr.PushBack(q)
 		} else {
@@ -721,6 +746,9 @@ func (s *Server) disconnect(p *peer, unsent []zmtp.Outgoing) {
 		n := q.reqs.Len()
 		svc.queued -= n
 		s.queued -= n
+		for i := range n {
+			countQueued(q.reqs.At(i), -1)
+		}
 		svc.rr.Filter(func(x *clientQueue) bool { return x != q })
 		s.gc(svc)
 	}
@@ -814,6 +842,7 @@ func (s *Server) sweep() {
 		svc := r.service
 		svc.queued--
 		s.queued--
+		countQueued(r, -1)
 		why := fmt.Sprintf("no worker took the request within %v", s.opts.RequestTimeout)
 		if svc.workers == 0 {
 			why = fmt.Sprintf("no worker for service %s within %v", printable(svc.name), s.opts.RequestTimeout)

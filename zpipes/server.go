@@ -29,6 +29,10 @@ type Options struct {
 	// outstanding (waiting READs, held WRITEs) before the broker stops
 	// reading its commands. Default 1000.
 	MaxPendingReplies int
+	// MaxPipesPerConnection bounds the pipes one connection has open; an
+	// OPEN beyond it gets ERROR "too many pipes open on this connection".
+	// Default 1024.
+	MaxPipesPerConnection int
 	// Store keeps the queued chunks; nil: NewMemoryStore(). The server
 	// serves the pipes it recovered and closes it when it stops.
 	Store  Store
@@ -62,6 +66,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.MaxPendingReplies <= 0 {
 		o.MaxPendingReplies = 1000
+	}
+	if o.MaxPipesPerConnection <= 0 {
+		o.MaxPipesPerConnection = 1024
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -128,6 +135,8 @@ type client struct {
 	held   int64 // bytes (+64 each) of this client's WRITEs held back
 	paused bool
 	gone   bool
+	// capLogged: a refusal over MaxPipesPerConnection was logged.
+	capLogged bool
 	// sent counts messages accepted by the connection's Send; out lists
 	// the chunks among them not yet known to be written to the socket
 	// (see zmtp.Conn.Written), in order.
@@ -412,6 +421,10 @@ func (s *Server) handle(c *client, frames [][]byte) {
 		return
 	}
 	if req.verb == verbOpen {
+		if c.open[string(req.pipe)] == nil && len(c.open) >= s.opts.MaxPipesPerConnection {
+			s.refusePipe(c, env)
+			return
+		}
 		if c.open[string(req.pipe)] == nil {
 			p := s.pipes[string(req.pipe)]
 			if p == nil {

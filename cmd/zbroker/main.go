@@ -90,6 +90,7 @@ func (b *broker) flags(fs *flag.FlagSet) {
 	fs.Var(units.Size{P: &zp.TotalLimit}, "total-limit", "bytes queued in all pipes before writers are held back (0: the default; reloadable)")
 	fs.Var(units.Size{P: &zp.MaxChunkSize}, "max-chunk", "largest chunk accepted; a client sending more is disconnected")
 	fs.IntVar(&zp.MaxPendingReplies, "max-pending", 1000, "replies one zpipes client may be owed before its commands stop being read")
+	fs.IntVar(&zp.MaxPipesPerConnection, "max-pipes-per-conn", 1024, "pipes one zpipes connection may have open; more OPENs get an ERROR")
 
 	mdp := &b.mdp
 	fs.StringVar(&mdp.Endpoint, "mdp-endpoint", "", "serve Majordomo on this `endpoint` instead of ipc://@/majordomo/NAME")
@@ -97,6 +98,9 @@ func (b *broker) flags(fs *flag.FlagSet) {
 	fs.IntVar(&mdp.HeartbeatLiveness, "mdp-liveness", 3, "silent heartbeat intervals before a worker is expired")
 	fs.DurationVar(&mdp.RequestTimeout, "mdp-request-timeout", 30*time.Second, "how long a request waits for a worker before a 504 failure reply")
 	fs.IntVar(&mdp.RequestQueueLimit, "mdp-queue-limit", 10000, "requests waiting per service before new ones get a 503 failure reply (reloadable)")
+	mdp.ServiceQueueBytes, mdp.ClientQueueBytes = 256<<20, 64<<20
+	fs.Var(units.Size{P: &mdp.ServiceQueueBytes}, "mdp-service-queue-bytes", "bytes of requests waiting per service before new ones get a 503 failure reply")
+	fs.Var(units.Size{P: &mdp.ClientQueueBytes}, "mdp-client-queue-bytes", "bytes of one client's requests waiting for workers before its new ones get a 503 failure reply")
 	majordomoFlags(fs, mdp)
 
 	kv := &b.kv
@@ -106,6 +110,9 @@ func (b *broker) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&kv.HeartbeatInterval, "clone-heartbeat", time.Second, "how often Clone publishes HUGZ")
 	kv.MaxValueSize = 16 << 20
 	fs.Var(units.Size{P: &kv.MaxValueSize}, "clone-max-value", "largest Clone value accepted; a client sending more is disconnected")
+	fs.IntVar(&kv.MaxKeys, "clone-max-keys", 1_000_000, "keys the Clone map may hold; updates adding more are refused and logged")
+	kv.MaxBytes = 1 << 30
+	fs.Var(units.Size{P: &kv.MaxBytes}, "clone-max-bytes", "bytes the Clone map may hold (keys, values, properties, 128 per key); updates past it are refused and logged")
 }
 
 // parse reads the command line, then the environment and the config file,
