@@ -180,3 +180,35 @@ func TestCurveServicesInterop(t *testing.T) {
 	}
 	waitLog(t, log, "peer offers NULL, this endpoint requires CURVE")
 }
+
+var pythonBlock = regexp.MustCompile("(?s)```python\n(.*?)```")
+
+// TestCurveDocsPython runs docs/curve.md's pyzmq example against a broker
+// with the example's keys (libzmq's test keys), so the doc stays true.
+func TestCurveDocsPython(t *testing.T) {
+	py := interop.Python(t)
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "curve.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := pythonBlock.FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("no python example in docs/curve.md")
+	}
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "broker.key")
+	os.WriteFile(secret, []byte("JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6\n"), 0o600)
+	clients := filepath.Join(dir, "clients")
+	os.WriteFile(clients, []byte("Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\n"), 0o644)
+	log, done := startRun(t, "--no-majordomo", "--no-clone", "--endpoint", "tcp://127.0.0.1:0",
+		"--curve-secret-key-file", secret, "--curve-clients", clients, uniqueName("curvedoc"))
+	defer stopRun(t, log, done)
+	ep := endpointAttr.FindStringSubmatch(log.String())[2]
+	script := strings.Replace(string(m[1]), "tcp://broker.example:5555", ep, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, py, "-c", script+"\nimport os; os._exit(0)  # no linger").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "[b'OK']" {
+		t.Fatalf("the example printed %q (%v)\n%s", out, err, log.String())
+	}
+}

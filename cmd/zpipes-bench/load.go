@@ -50,7 +50,8 @@ type loadConfig struct {
 	Window   int // commands in flight per connection
 	Warmup   time.Duration
 	Duration time.Duration
-	Prefix   string // pipe names are Prefix-0, Prefix-1, ...
+	Prefix   string             // pipe names are Prefix-0, Prefix-1, ...
+	Curve    *zmtp.CurveOptions // dial tcp endpoints with CURVE
 	// WindowStart and WindowEnd are called when the measured window
 	// opens and closes (to sample the broker's CPU time).
 	WindowStart, WindowEnd func()
@@ -219,6 +220,7 @@ func dialAll(ctx context.Context, cfg *loadConfig, n int) ([]*zmtp.Conn, error) 
 		SendQueueMessages: max(1000, cfg.Window*(cfg.Writers+2)+16),
 		SendQueueBytes:    1 << 40,
 		EventBuffer:       min(max(cfg.Window, 64), 1024),
+		Curve:             cfg.Curve.ForEndpoint(cfg.Endpoint),
 	}
 	conns := make([]*zmtp.Conn, 0, n)
 	for i := 0; i < n; i++ {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/zbroker/zbroker/internal/units"
 	"github.com/zbroker/zbroker/internal/wal"
+	"github.com/zbroker/zbroker/zmtp"
 )
 
 const usage = `usage: zpipes-bench [flags]
@@ -73,6 +74,7 @@ type config struct {
 	NoLibzmqRelay bool
 	libzmq        libzmqTools // set when the C programs are built
 	notes         []string
+	Curve         *zmtp.CurveOptions `json:"-"`
 }
 
 // libzmqRelay is the C relay's server name; "relay" is the Go relay on
@@ -310,6 +312,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	fs.BoolVar(&cfg.NoLibzmqRelay, "no-libzmq-relay", false, "skip the bare C relay on libzmq (no ratios to it)")
 	fs.StringVar(&cfg.Client, "client", "go", "load generator: go (zbroker's transport) or libzmq (C, built with the system compiler)")
 	durable := fs.String("durable", "", "also run durable brokers (--data-dir in $TMPDIR) with these fsync `modes`, comma-separated (always, interval, never), against the memory broker")
+	fs.Func("curve-server-key", "dial tcp endpoints (--endpoint, --relay-endpoint) with CURVE, trusting this server public `key` (Z85), with a new client key pair", func(v string) error {
+		k, err := zmtp.ParseCurveKey(v)
+		if err != nil {
+			return err
+		}
+		cfg.Curve = &zmtp.CurveOptions{ServerKey: k}
+		cfg.Curve.PublicKey, cfg.Curve.SecretKey, err = zmtp.NewCurveKeyPair()
+		return err
+	})
 	fs.StringVar(&cfg.ProfileDir, "profile", "", "write CPU profiles into `dir`: one per child broker and case (NN-SERVER-CASE.pprof), and bench.pprof for the load generator")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
@@ -728,6 +739,7 @@ func runOne(ctx context.Context, cfg *config, c benchCase, t target, profile, pr
 		Warmup:      cfg.Warmup,
 		Duration:    cfg.Duration,
 		Prefix:      prefix,
+		Curve:       cfg.Curve,
 		WindowStart: func() { sample(&cpu0, &gen0) },
 		WindowEnd:   func() { sample(&cpu1, &gen1) },
 		Generator:   func(p int) { gen = p },

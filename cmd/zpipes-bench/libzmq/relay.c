@@ -4,8 +4,10 @@
  * beyond not crashing: the same minimum as internal/relay, without Go or
  * zbroker's transport in the way.
  *
- * usage: relay ENDPOINT   prints "ready" once bound; exits when its
- * standard input closes (the bench holds it open) or on SIGTERM. */
+ * usage: relay ENDPOINT [SECRET_KEY]   prints "ready" once bound; exits
+ * when its standard input closes (the bench holds it open) or on SIGTERM.
+ * With a secret key (40 Z85 characters) the socket is a CURVE server that
+ * admits any client: the CURVE baseline of BENCHMARKS.md. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -140,8 +142,8 @@ static void handle(zmq_msg_t *f, int n) {
 }
 
 int main(int argc, char **argv) {
-	if (argc != 2) {
-		fprintf(stderr, "usage: relay ENDPOINT\n");
+	if (argc != 2 && argc != 3) {
+		fprintf(stderr, "usage: relay ENDPOINT [SECRET_KEY]\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -152,6 +154,14 @@ int main(int argc, char **argv) {
 	zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero);
 	zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero);
 	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+	if (argc == 3) {
+		int one = 1;
+		zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one);
+		if (zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, argv[2], strlen(argv[2])) != 0) {
+			fprintf(stderr, "relay: CURVE secret key: %s\n", zmq_strerror(errno));
+			return 1;
+		}
+	}
 	if (zmq_bind(sock, argv[1]) != 0) {
 		fprintf(stderr, "relay: bind %s: %s\n", argv[1], zmq_strerror(errno));
 		return 1;
