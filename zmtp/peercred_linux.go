@@ -50,7 +50,16 @@ func supplementaryGroups(pid int) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
+	gids, err := parseGroups(data)
+	if err != nil {
+		return nil, fmt.Errorf("/proc/%d/status: %w", pid, err)
+	}
+	return gids, nil
+}
+
+// parseGroups reads the gids of the "Groups:" line of a /proc status file.
+func parseGroups(status []byte) ([]int, error) {
+	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
 		rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("Groups:"))
 		if !ok {
@@ -59,12 +68,12 @@ func supplementaryGroups(pid int) ([]int, error) {
 		var gids []int
 		for _, f := range bytes.Fields(rest) {
 			g, err := strconv.Atoi(string(f))
-			if err != nil {
-				return nil, fmt.Errorf("/proc/%d/status: bad group %q", pid, f)
+			if err != nil || g < 0 {
+				return nil, fmt.Errorf("bad group %.32q", f)
 			}
 			gids = append(gids, g)
 		}
 		return gids, nil
 	}
-	return nil, fmt.Errorf("/proc/%d/status: no Groups line", pid)
+	return nil, fmt.Errorf("no Groups line")
 }

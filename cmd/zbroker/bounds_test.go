@@ -25,30 +25,15 @@ import (
 
 const boundsTimeout = 3 * time.Second // --message-timeout in these tests
 
-var built struct {
-	once sync.Once
-	bin  string
-	err  error
-	out  []byte
-}
-
-// buildBroker builds the zbroker binary once per test process (the zpipes
-// interop tests build the same, so the build cache serves it).
-func buildBroker(t *testing.T) string {
+// buildBroker builds the zbroker binary into dir (the zpipes interop
+// tests build the same, so the build cache serves it).
+func buildBroker(t *testing.T, dir string) string {
 	t.Helper()
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "zbroker-bounds-")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.bin = filepath.Join(dir, "zbroker")
-		built.out, built.err = exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput()
-	})
-	if built.err != nil {
-		t.Fatalf("go build: %v\n%s", built.err, built.out)
+	bin := filepath.Join(dir, "zbroker")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return built.bin
+	return bin
 }
 
 type brokerProc struct {
@@ -56,9 +41,8 @@ type brokerProc struct {
 	log *syncBuffer
 }
 
-func startBrokerProc(t *testing.T, name string, args ...string) *brokerProc {
+func startBrokerProc(t *testing.T, bin, name string, args ...string) *brokerProc {
 	t.Helper()
-	bin := buildBroker(t)
 	log := &syncBuffer{}
 	cmd := exec.Command(bin, append(args, name)...)
 	cmd.Stdout, cmd.Stderr = log, log
@@ -225,9 +209,9 @@ func needFDs(t *testing.T, n uint64) {
 
 // growth runs attack against a fresh broker and returns how much its peak
 // RSS grew over its RSS before the attack, in MiB.
-func growth(t *testing.T, attack func(name string)) int {
+func growth(t *testing.T, bin string, attack func(name string)) int {
 	name := uniqueName("bounds")
-	b := startBrokerProc(t, name, "--message-timeout", boundsTimeout.String())
+	b := startBrokerProc(t, bin, name, "--message-timeout", boundsTimeout.String())
 	stop := servedThroughout(t, name)
 	time.Sleep(300 * time.Millisecond) // the client is up and the broker warm
 	before := b.status(t, "VmRSS")
@@ -239,12 +223,22 @@ func growth(t *testing.T, attack func(name string)) int {
 
 const maxGrowthMiB = 64
 
-func TestBoundsPartialFrames(t *testing.T) {
+// TestBounds: each attack on a fresh broker grows its RSS by at most
+// maxGrowthMiB, stalled peers are dropped, and a libzmq client is served
+// throughout.
+func TestBounds(t *testing.T) {
 	if testing.Short() {
-		t.Skip("skipped in -short: runs a broker under 300 stalled peers")
+		t.Skip("skipped in -short: runs a broker under thousands of peers")
 	}
-	needFDs(t, 1024)
-	g := growth(t, func(name string) {
+	needFDs(t, 4500)
+	bin := buildBroker(t, t.TempDir())
+	t.Run("PartialFrames", func(t *testing.T) { boundsPartialFrames(t, bin) })
+	t.Run("HalfGreetings", func(t *testing.T) { boundsHalfGreetings(t, bin) })
+	t.Run("IdlePeers", func(t *testing.T) { boundsIdlePeers(t, bin) })
+}
+
+func boundsPartialFrames(t *testing.T, bin string) {
+	g := growth(t, bin, func(name string) {
 		const peers, size, sent = 300, 1 << 20, 900 << 10
 		conns := make([]net.Conn, peers)
 		var wg sync.WaitGroup
@@ -268,12 +262,8 @@ func TestBoundsPartialFrames(t *testing.T) {
 	}
 }
 
-func TestBoundsHalfGreetings(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipped in -short: runs a broker under 2,000 stalled peers")
-	}
-	needFDs(t, 4500)
-	g := growth(t, func(name string) {
+func boundsHalfGreetings(t *testing.T, bin string) {
+	g := growth(t, bin, func(name string) {
 		conns := make([]net.Conn, 2000)
 		for i := range conns {
 			conns[i] = dialRaw(t, name)
@@ -287,12 +277,8 @@ func TestBoundsHalfGreetings(t *testing.T) {
 	}
 }
 
-func TestBoundsIdlePeers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipped in -short: runs a broker with 2,000 idle peers")
-	}
-	needFDs(t, 4500)
-	g := growth(t, func(name string) {
+func boundsIdlePeers(t *testing.T, bin string) {
+	g := growth(t, bin, func(name string) {
 		for range 2000 {
 			handshakeRaw(t, dialRaw(t, name))
 		}

@@ -73,6 +73,12 @@ func TestIPCDir(t *testing.T) {
 	if os.Geteuid() != 0 {
 		return
 	}
+	group, gid := testuser.NewGroup(t)
+	log, done = startRun(t, "--ipc-dir", dir, "--ipc-group", group, uniqueName("dir"))
+	stopRun(t, log, done)
+	if fi, err := os.Stat(dir); err != nil || fi.Sys().(*syscall.Stat_t).Gid != uint32(gid) || fi.Mode().Perm() != 0o750 {
+		t.Fatalf("--ipc-group %s: %v, want group %d and mode 0750", group, err, gid)
+	}
 	other := testuser.New(t)
 	os.Chown(dir, other.UID, other.GID)
 	var out bytes.Buffer
