@@ -46,6 +46,7 @@ install: check-go
 	bash scripts/manpage.sh bin/zclone "read and write a Clone server's key-value map" > $(DESTDIR)$(MANDIR)/zclone.1
 	sed 's|@BINDIR@|$(BINDIR)|g' dist/zbroker.service > $(DESTDIR)$(UNITDIR)/zbroker.service
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 dist/zbroker.conf $(DESTDIR)$(DOCDIR)/zbroker.conf.example
 
 # Check (or apt-get install) python3-zmq, libzmq3-dev, pkg-config, gcc.
 deps:

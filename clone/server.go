@@ -50,6 +50,8 @@ type Options struct {
 	// Journal keeps the map across restarts; default MemoryJournal{}.
 	// The server loads it at start and closes it when it stops.
 	Journal Journal
+	// Replica, if set, holds the map instead (cluster mode; see Replica).
+	Replica Replica
 	Logger  *slog.Logger
 	// Guard admits peers (see zmtp.Access); share one between services to
 	// make its limits broker-wide. Default: our own uid and root only.
@@ -233,6 +235,13 @@ func Start(opts Options) (*Server, error) {
 		coll.Close()
 		return nil, err
 	}
+	if opts.Replica != nil {
+		initial, seq := opts.Replica.Initial()
+		for _, e := range initial {
+			s.store.put(e.Key, &entry{Entry: e})
+		}
+		s.seq = seq
+	}
 	go s.run()
 	return s, nil
 }
@@ -263,6 +272,10 @@ func (s *Server) run() {
 	defer ttl.Stop()
 	snapEv, pubEv, collEv := s.snap.Events(), s.pub.Events(), s.coll.Events()
 	notes := s.journal.Notes()
+	var replicated <-chan Change
+	if s.opts.Replica != nil {
+		replicated = s.opts.Replica.Changes()
+	}
 	for {
 		s.armTTL(ttl)
 		select {
@@ -280,6 +293,13 @@ func (s *Server) run() {
 			s.expire(time.Now())
 		case n := <-notes:
 			s.stored(s.journal.Handle(n))
+		case c, ok := <-replicated:
+			if !ok {
+				s.log.Error("the replicated Clone map stopped delivering changes; this server's map no longer changes")
+				replicated = nil
+				continue
+			}
+			s.applyReplicated(c)
 		case q := <-s.queries:
 			q <- s.stats()
 		case f := <-s.calls:
@@ -329,11 +349,12 @@ func (s *Server) stats() Stats {
 	return st
 }
 
-// armTTL points the timer at the next expiry.
+// armTTL points the timer at the next expiry. A replica expires values
+// itself, so that every host publishes the same delete.
 func (s *Server) armTTL(t *time.Timer) {
 	at := s.store.nextExpiry()
 	d := time.Hour
-	if !at.IsZero() {
+	if !at.IsZero() && s.opts.Replica == nil {
 		d = max(time.Until(at), 0)
 	}
 	t.Reset(d)
@@ -534,19 +555,41 @@ func (s *Server) onCollector(ev zmtp.Event) {
 		s.reject(ev, "collector", err)
 		return
 	}
-	s.seq++
 	s.st.Updates++
 	e := &entry{Entry: Entry{
 		Key:     m.Key,
-		Seq:     s.seq,
 		UUID:    bytes.Clone(m.UUID),
 		Props:   m.Props,
 		Body:    bytes.Clone(m.Body),
 		Expires: expires,
 	}}
+	if s.opts.Replica != nil {
+		var ttl time.Duration
+		if !expires.IsZero() {
+			ttl = time.Until(expires)
+		}
+		s.opts.Replica.Submit(e.Entry, ttl)
+		return
+	}
+	s.seq++
+	e.Seq = s.seq
 	pb, _ := encodeProps(m.Props)
 	s.store.put(m.Key, e)
 	s.record(e.Entry, frames(m.Key, s.seq, e.UUID, pb, e.Body))
+}
+
+// applyReplicated stores and publishes a change the replica sequenced.
+func (s *Server) applyReplicated(c Change) {
+	if c.Seq <= s.seq {
+		return // already in the initial map
+	}
+	s.seq = c.Seq
+	if c.Expired {
+		s.st.Expired++
+	}
+	pb, _ := encodeProps(c.Props)
+	s.store.put(c.Key, &entry{Entry: c.Entry})
+	s.publish(c.Key, frames(c.Key, c.Seq, c.UUID, pb, c.Body))
 }
 
 // expire deletes the values whose time is up and publishes the deletes.

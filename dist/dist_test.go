@@ -39,6 +39,9 @@ func TestMakeInstall(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(prefix, "bin", "zpipes-bench")); err == nil {
 		t.Error("the benchmark was installed")
 	}
+	if _, err := os.Stat(filepath.Join(prefix, "share/doc/zbroker/zbroker.conf.example")); err != nil {
+		t.Error(err)
+	}
 	unit := filepath.Join(prefix, "lib/systemd/system/zbroker.service")
 	text, err := os.ReadFile(unit)
 	if err != nil || !strings.Contains(string(text), "ExecStart="+prefix+"/bin/zbroker\n") {

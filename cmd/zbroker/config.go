@@ -21,8 +21,9 @@ import (
 const envPrefix = "ZBROKER"
 
 // commandLineOnly are flags that mean nothing in a file or the environment
-// (ZBROKER_VERSION is a plausible variable for a deployment to set).
-var commandLineOnly = map[string]bool{"version": true}
+// (ZBROKER_VERSION is a plausible variable for a deployment to set), or
+// that are there spelled differently (-b and --broker are "name").
+var commandLineOnly = map[string]bool{"version": true, "b": true, "broker": true}
 
 // recorder stands for one flag while ff reads the environment and the
 // file: it remembers the text each setting had and, when forward is set,

@@ -77,6 +77,29 @@ log-format json
 	stopRun(t, out, done)
 }
 
+// -b on the command line beats the name in the environment and the file.
+func TestBrokerFlagBeatsNameSetting(t *testing.T) {
+	name := uniqueName("bflag")
+	cfg := filepath.Join(t.TempDir(), "zbroker.conf")
+	writeFile(t, cfg, "name "+uniqueName("file")+"\n")
+	t.Setenv("ZBROKER_NAME", uniqueName("env"))
+	out, done := startRun(t, "--config", cfg, "-b", name)
+	if ready := waitLog(t, out, "zbroker ready"); !strings.Contains(ready, "name="+name) {
+		t.Errorf("ready line does not name the -b broker %s:\n%s", name, ready)
+	}
+	stopRun(t, out, done)
+}
+
+// The example file that make install ships is valid and applies.
+func TestExampleConfigFile(t *testing.T) {
+	name := uniqueName("example")
+	out, done := startRun(t, "--config", "../../dist/zbroker.conf", "-b", name)
+	if ready := waitLog(t, out, "zbroker ready"); !strings.Contains(ready, "name="+name) || !strings.Contains(ready, "pipe_limit=64MiB") {
+		t.Errorf("ready line:\n%s", ready)
+	}
+	stopRun(t, out, done)
+}
+
 // ZBROKER_CONFIG names the file, which names the broker.
 func TestConfigFileFromEnvironment(t *testing.T) {
 	name := uniqueName("envcfg")

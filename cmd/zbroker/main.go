@@ -28,7 +28,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: zbroker [flags] [NAME]
+const usage = `usage: zbroker [flags] [NAME]   (or -b NAME)
        zbroker status [NAME]   (see zbroker status --help)
        zbroker keygen [--secret-file FILE]
        zbroker help | --help | --version
@@ -75,6 +75,7 @@ type broker struct {
 
 func (b *broker) flags(fs *flag.FlagSet) {
 	fs.StringVar(&b.name, "name", "default", "the broker's `name` (the NAME argument overrides it)")
+	cli.BrokerFlag(fs, &b.name) // -b, --broker: --name's spelling in the other tools
 	fs.StringVar(&b.config, "config", "", "read settings from `file` (see above)")
 	fs.BoolVar(&b.verbose, "v", false, "verbose: same as --log-level debug (log every connection and refused command)")
 	fs.StringVar(&b.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
@@ -124,6 +125,9 @@ func (b *broker) parse(fs *flag.FlagSet, args []string) (map[string]bool, map[st
 	}
 	cmdline := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { cmdline[f.Name] = true })
+	if cmdline["b"] || cmdline["broker"] {
+		cmdline["name"] = true // the environment and the file must not override it
+	}
 	switch {
 	case len(words) == 1 && words[0] == "help":
 		return nil, nil, flag.ErrHelp
@@ -168,8 +172,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	b.flags(fs)
 	// Other files of this package register their flags here.
 	sec := registerSecurityFlags(fs)
-	curve := registerCurveFlags(fs)
 	store := registerStorageFlags(fs)
+	cl := registerClusterFlags(fs, &store.dataDir)
+	curve := registerCurveFlags(fs)
 	var obs observeSettings
 	obs.flags(fs)
 	cmd.Usage = usage + flagDefaults(fs)
@@ -189,7 +194,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := sec.apply(log, &b.zp, &b.mdp, &b.kv); err != nil {
 		return cmd.Exit(cli.Usagef("%v", err))
 	}
-	if err := store.apply(log, &b.zp, &b.kv, !b.noZpipes, !b.noClone); err != nil {
+	if err := cl.check(); err != nil {
+		return cmd.Exit(cli.Usagef("%v", err))
+	}
+	// In cluster mode the Clone map lives in the cluster, not in a log.
+	if err := store.apply(log, &b.zp, &b.kv, !b.noZpipes, !b.noClone && !cl.enabled()); err != nil {
 		return startFailed(stderr, b.name, err, func() []any { return nil })
 	}
 	// Log what applies, not what was typed (--pipe-limit 0 is 64MiB).
@@ -209,6 +218,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rl.logLevel(level, &b.settings)
 	ready := []any{"name", b.name, "version", cli.Version("zbroker"), "log_level", level.Level().String()}
 	observed := &observe.Broker{Name: b.name}
+	if cl.enabled() {
+		stop, err := cl.start(log, &b.kv, !b.noClone)
+		if err != nil {
+			fmt.Fprintf(stderr, "zbroker: cluster mode: %v\n", err)
+			return cli.ExitFailure
+		}
+		running = append(running, func() []any { stop(); return nil })
+	}
 	if !b.noZpipes {
 		srv, err := zpipes.Start(b.zp)
 		if err != nil {
@@ -251,6 +268,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		running = append(running, func() []any {
 			st := srv.Close()
+			if b.kv.Replica != nil {
+				return []any{"clone_keys_kept_in_cluster", st.Keys, "clone_sequence", st.Sequence}
+			}
 			if store.durable() {
 				return []any{"kept_keys", st.Keys, "clone_sequence", st.Sequence}
 			}

@@ -57,26 +57,25 @@ type reloader struct {
 }
 
 func (r *reloader) logLevel(level *slog.LevelVar, s *settings) {
-	apply := func(set func()) func(string) (string, string, error) {
-		return func(string) (string, string, error) {
-			old, keep := level.Level(), *s
-			set()
-			if err := setLevel(level, s.logLevel, s.verbose); err != nil {
-				*s = keep
-				return "", "", err
-			}
-			return old.String(), level.Level().String(), nil
+	// Both flags decide the one level: change one, recompute, or undo.
+	change := func(update func()) (string, string, error) {
+		old, keep := level.Level(), *s
+		update()
+		if err := setLevel(level, s.logLevel, s.verbose); err != nil {
+			*s = keep
+			return "", "", err
 		}
+		return old.String(), level.Level().String(), nil
 	}
 	r.live["log-level"] = func(text string) (string, string, error) {
-		return apply(func() { s.logLevel = text })(text)
+		return change(func() { s.logLevel = text })
 	}
 	r.live["v"] = func(text string) (string, string, error) {
 		v, err := strconv.ParseBool(text)
 		if err != nil {
 			return "", "", err
 		}
-		return apply(func() { s.verbose = v })(text)
+		return change(func() { s.verbose = v })
 	}
 }
 

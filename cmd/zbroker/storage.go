@@ -26,7 +26,7 @@ type storageFlags struct {
 
 func registerStorageFlags(fs *flag.FlagSet) *storageFlags {
 	s := &storageFlags{cacheLimit: 64 << 20}
-	fs.StringVar(&s.dataDir, "data-dir", "", "keep queued chunks and the Clone map in `dir`, so they survive a crash or restart (default: memory only)")
+	fs.StringVar(&s.dataDir, "data-dir", "", "keep queued chunks and the Clone map in `dir`, so they survive a crash or restart (default: memory only); in cluster mode also the embedded JetStream node's store")
 	fs.Func("fsync", "with --data-dir, when to fsync: always (before each OK, batched), interval (every --fsync-interval; the default) or never", func(v string) (err error) {
 		s.fsync, err = wal.ParseSyncMode(v)
 		return err

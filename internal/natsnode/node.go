@@ -314,3 +314,37 @@ func (n *Node) ClientURL() string {
 	}
 	return n.srv.ClientURL()
 }
+
+// Retry runs a JetStream request with a short timeout per attempt until
+// it succeeds, fails for good, or ctx ends. A request can go unanswered:
+// right after a start, while a leader is elected, or when several nodes
+// create the same stream at once (the meta leader answers one of them).
+func Retry(ctx context.Context, what string, log *slog.Logger, req func(context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := req(actx)
+		cancel()
+		if err == nil || !retryable(err) {
+			return err
+		}
+		if attempt%5 == 1 {
+			log.Info("JetStream request unanswered; retrying", "what", what, "attempt", attempt, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// retryable tells the errors a later attempt may not get: no answer, no
+// leader or quorum yet.
+func retryable(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503 || apiErr.Code == 408
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+}

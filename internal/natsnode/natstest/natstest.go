@@ -5,7 +5,9 @@ package natstest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,15 @@ import (
 
 	"github.com/zbroker/zbroker/internal/natsnode"
 )
+
+// logger shows the nodes' warnings with go test -v only: a forming
+// cluster logs route errors that are expected.
+func logger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
 
 // Cluster is a set of embedded nodes on loopback.
 type Cluster struct {
@@ -55,6 +66,7 @@ func Configs(t testing.TB, n int) []natsnode.Config {
 			DataDir: t.TempDir(),
 			Listen:  fmt.Sprintf("127.0.0.1:%d", ports[i]),
 			Wait:    30 * time.Second,
+			Logger:  logger(),
 		}
 		if n > 1 {
 			cfgs[i].ClusterListen = fmt.Sprintf("127.0.0.1:%d", ports[n+i])

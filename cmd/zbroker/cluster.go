@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/zbroker/zbroker/clone"
+	"github.com/zbroker/zbroker/internal/cluster"
+	"github.com/zbroker/zbroker/internal/natsnode"
+)
+
+// clusterFlags are the flags of cluster mode (docs/cluster.md): an
+// embedded JetStream node, or an existing NATS cluster, holding the state
+// that zbrokers on several hosts share.
+type clusterFlags struct {
+	cfg     natsnode.Config
+	routes  string
+	urls    string
+	dataDir *string // --data-dir, registered with the storage flags
+}
+
+// registerClusterFlags registers cluster mode's flags; dataDir is where
+// --data-dir (storage.go) puts its value: the embedded node's store lives
+// there too (DIR/jetstream, beside DIR/zpipes and DIR/clone).
+func registerClusterFlags(fs *flag.FlagSet, dataDir *string) *clusterFlags {
+	f := &clusterFlags{dataDir: dataDir}
+	fs.StringVar(&f.cfg.Listen, "nats-listen", "", "cluster mode: the embedded JetStream node's NATS client address `host:port`")
+	fs.StringVar(&f.cfg.ClusterListen, "cluster-listen", "", "cluster mode: the embedded node's route address `host:port`")
+	fs.StringVar(&f.routes, "cluster", "", "cluster mode: every node's `nats-route://host:port`, comma-separated, this one included")
+	fs.StringVar(&f.urls, "nats", "", "cluster mode on an existing NATS cluster with JetStream: `nats://host:port`[,...]")
+	fs.IntVar(&f.cfg.Replicas, "replicas", 0, "cluster mode: copies of each pipe and of the Clone map (default 3 with 3 or more nodes, else 1)")
+	fs.DurationVar(&f.cfg.Wait, "cluster-wait", time.Minute, "cluster mode: how long to wait at start for JetStream (a majority of the nodes) to answer")
+	return f
+}
+
+// enabled reports whether cluster mode was asked for.
+func (f *clusterFlags) enabled() bool {
+	return f.cfg.Listen != "" || f.cfg.ClusterListen != "" || f.routes != "" || f.urls != ""
+}
+
+// check validates the flags before anything starts.
+func (f *clusterFlags) check() error {
+	if !f.enabled() {
+		return nil
+	}
+	f.cfg.Routes = splitList(f.routes)
+	f.cfg.URLs = splitList(f.urls)
+	if len(f.cfg.URLs) == 0 {
+		f.cfg.DataDir = *f.dataDir // with --nats it keeps only this host's pipes
+	}
+	return f.cfg.Validate()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// start brings up the node and the Clone bucket and points kv at it. The
+// returned function stops them (after the services). INT or TERM ends the
+// wait for the cluster (run's own signal loop then sees them too).
+func (f *clusterFlags) start(log *slog.Logger, kv *clone.Options, serveClone bool) (func(), error) {
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	f.cfg.Logger = log
+	node, err := natsnode.Start(ctx, f.cfg)
+	if err != nil {
+		return nil, err
+	}
+	stop := node.Close
+	if serveClone {
+		bctx, cancel := context.WithTimeout(ctx, f.cfg.Wait)
+		defer cancel()
+		ckv, err := cluster.OpenCloneKV(bctx, node.JS, node.Replicas, log)
+		if err != nil {
+			node.Close()
+			return nil, err
+		}
+		kv.Replica = ckv
+		stop = func() { ckv.Close(); node.Close() }
+	}
+	log.Info("cluster mode", "replicas", node.Replicas, "node", node.Name, "clone_bucket", cluster.CloneBucket,
+		"note", "zpipes and Majordomo are still served per host")
+	return stop, nil
+}
