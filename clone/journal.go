@@ -16,9 +16,9 @@ import (
 // on the journal's own goroutines comes back as notes on Notes(), which
 // the server passes to Handle in the owner goroutine.
 //
-// Ordering: the server publishes an update (and answers snapshots) only
-// once the journal has it stored, so a sequence number seen by a client
-// is never reused after a restart.
+// Ordering: the server publishes an update only once the journal has it
+// stored, so a sequence number published is never reused after a restart.
+// (Snapshots are not held back; see Server.unstored.)
 type Journal interface {
 	// Load returns the entries and last sequence number kept from the
 	// previous run. Entries carry absolute expiry deadlines; some may

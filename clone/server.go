@@ -141,8 +141,10 @@ type Server struct {
 	seq     uint64
 	journal Journal
 	// unstored holds the updates recorded but not yet stored by the
-	// journal, in order: they are published, and snapshots answered,
-	// only once stored.
+	// journal, in order: they are published only once stored. Snapshots
+	// are not held back (a stream of updates would starve them): one
+	// may show a change that a crash in the next milliseconds loses; a
+	// client then sees the sequence go back and resynchronizes.
 	unstored deque.Deque[update]
 	subs     map[*zmtp.Conn]*subscriber
 	// waitingSnaps holds the subtrees a snapshot peer asked for while its
@@ -422,7 +424,7 @@ func (s *Server) onSnapshot(ev zmtp.Event) {
 	// One snapshot in flight per connection: a peer asking again before
 	// it has read the last one waits (and is not read meanwhile), so it
 	// cannot make the server hold many copies of the map.
-	if msgs, _ := ev.Conn.Queued(); msgs > 0 || len(s.waitingSnaps[ev.Conn]) > 0 || s.unstored.Len() > 0 {
+	if msgs, _ := ev.Conn.Queued(); msgs > 0 || len(s.waitingSnaps[ev.Conn]) > 0 {
 		if len(s.waitingSnaps[ev.Conn]) == 0 {
 			ev.Conn.Pause()
 		}
@@ -435,9 +437,6 @@ func (s *Server) onSnapshot(ev zmtp.Event) {
 // serveWaitingSnapshots sends the next waiting snapshot to each peer that
 // has read its last one.
 func (s *Server) serveWaitingSnapshots() {
-	if s.unstored.Len() > 0 {
-		return // a snapshot shows only what is stored
-	}
 	for c, subtrees := range s.waitingSnaps {
 		if msgs, _ := c.Queued(); msgs > 0 {
 			continue
@@ -619,11 +618,8 @@ func (s *Server) stored(through uint64) {
 		u := s.unstored.PopFront()
 		s.publish(u.key, u.msg)
 	}
-	if s.unstored.Len() == 0 {
-		s.serveWaitingSnapshots()
-		if s.journal.CompactWanted() {
-			s.compact()
-		}
+	if s.unstored.Len() == 0 && s.journal.CompactWanted() {
+		s.compact()
 	}
 }
 
