@@ -306,3 +306,38 @@ func TestWritersForgotten(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// At most maxOut chunks of a pipe are out without their consumption in
+// the log: Next refuses more until the marks are written, then the pipe
+// is listed ready.
+func TestOutBound(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	q := s.Queue("p")
+	w := q.NewWriter()
+	for i := range 3 * maxOut {
+		q.Append(w, []byte(fmt.Sprint(i)), nil)
+	}
+	settle(t, s)
+	var out []zpipes.Chunk
+	for {
+		ch, ok := q.Next()
+		if !ok {
+			break
+		}
+		out = append(out, ch)
+	}
+	if len(out) != maxOut {
+		t.Fatalf("%d chunks out before Next refused, want %d", len(out), maxOut)
+	}
+	q.Consumed(out)
+	ready := false
+	for !ready {
+		for _, name := range s.Handle(<-s.Notes()).Ready {
+			ready = ready || name == "p"
+		}
+	}
+	if _, ok := q.Next(); !ok {
+		t.Fatal("Next still refuses after the marks are written")
+	}
+}
