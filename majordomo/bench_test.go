@@ -1,12 +1,15 @@
 package majordomo
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,11 +66,17 @@ func benchMDP(b *testing.B, workers int, v Version) {
 // client's send and receive steps.
 func mdpRig(tb testing.TB, workers int, v Version) (send, recv func() error) {
 	srv := startBroker(tb, Options{Name: fmt.Sprintf("bench-%d", rand.Uint64())})
+	return clientRig(tb, srv.Endpoint(), workers, v, func() { waitWorkers(tb, srv, workers) })
+}
+
+// clientRig starts workers of the broker at endpoint, waits with ready
+// until it has them, and returns a warmed-up client's steps.
+func clientRig(tb testing.TB, endpoint string, workers int, v Version, ready func()) (send, recv func() error) {
 	for i := 0; i < workers; i++ {
-		goWorker(tb, srv.Endpoint(), "echo", echo, WorkerOptions{Version: v})
+		goWorker(tb, endpoint, "echo", echo, WorkerOptions{Version: v})
 	}
-	waitWorkers(tb, srv, workers)
-	c := newClient(tb, srv.Endpoint(), ClientOptions{Version: v})
+	ready()
+	c := newClient(tb, endpoint, ClientOptions{Version: v})
 	ctx := context.Background()
 	body := make([]byte, benchBody)
 	if _, err := c.Call(ctx, "echo", body); err != nil {
@@ -285,4 +294,59 @@ func median(x []float64) float64 {
 	s := slices.Clone(x)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// TestBrokerCPU measures the CPU time a broker running as its own process
+// spends per request (from /proc/PID/stat), driven as BenchmarkRequests
+// drives the in-process one:
+//
+//	bin/zbroker --no-zpipes --no-clone --mdp-endpoint tcp://127.0.0.1:5599 bench &
+//	MDP_BENCH_ENDPOINT=tcp://127.0.0.1:5599 MDP_BENCH_PID=$! go test -run TestBrokerCPU -v ./majordomo/
+func TestBrokerCPU(t *testing.T) {
+	ep := os.Getenv("MDP_BENCH_ENDPOINT")
+	pid, err := strconv.Atoi(os.Getenv("MDP_BENCH_PID"))
+	if ep == "" || err != nil {
+		t.Skip("set MDP_BENCH_ENDPOINT and MDP_BENCH_PID (of a running zbroker) to measure")
+	}
+	const n = 100000
+	for _, workers := range []int{1, 4} {
+		for _, v := range []Version{V1, V2} {
+			t.Run(fmt.Sprintf("workers=%d/%v", workers, v), func(t *testing.T) {
+				send, recv := clientRig(t, ep, workers, v, func() { waitMMIWorkers(t, ep, workers) })
+				cpu0, start := processCPU(t, pid), time.Now()
+				pump(t, n, send, recv)
+				cpu, took := processCPU(t, pid)-cpu0, time.Since(start)
+				t.Logf("%.0f req/s, broker CPU %.2f µs/request", n/took.Seconds(), float64(cpu.Nanoseconds())/1e3/n)
+			})
+		}
+	}
+}
+
+// waitMMIWorkers asks the broker (mmi.workers) until echo has n workers.
+func waitMMIWorkers(t testing.TB, endpoint string, n int) {
+	c := newClient(t, endpoint, ClientOptions{})
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		got, err := c.Call(testCtx(t, 5*time.Second), MMIWorkers, []byte("echo"))
+		if err == nil && join(got) == strconv.Itoa(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("echo workers: %q %v, want %d", got, err, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// processCPU is the user and system time of process pid so far.
+func processCPU(t testing.TB, pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses: state is
+	// field 3, utime 14 and stime 15, in clock ticks (USER_HZ, 100).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
