@@ -446,6 +446,13 @@ func (c *Conn) readMessage() ([][]byte, error) {
 			continue
 		}
 		budget -= int64(len(body)) + perFrameCost
+		if flags&flagMore == 0 && len(frames) == 0 {
+			// A one-frame message (every one under CURVE, which skips
+			// readBuffered) takes its list from the block too.
+			one := c.block.take(1)
+			one[0] = body
+			return one, nil
+		}
 		frames = append(frames, body)
 		if flags&flagMore == 0 {
 			return frames, nil
