@@ -336,6 +336,30 @@ func (s *Server) complete(d Done) {
 			s.refill = append(s.refill, p)
 		}
 	}
+	for _, r := range d.Refused {
+		if p := s.pipes[r.Pipe]; p != nil && p.reader != nil {
+			c := p.reader
+			waiting := p.waiting
+			p.reader, p.waiting = nil, nil
+			for _, sl := range waiting {
+				s.fill(c, sl, [][]byte{errFrame, []byte(r.Reason)}, nil, 0)
+			}
+		}
+	}
+	for _, h := range d.Held {
+		p := s.pipes[h.Pipe]
+		if p == nil {
+			continue
+		}
+		cost := h.Bytes + int64(h.Chunks)*(int64(len(p.name))+chunkOverhead)
+		p.chunks += h.Chunks
+		p.bytes += cost
+		s.total += cost
+		if h.Chunks < 0 {
+			s.admit(p)
+			s.release(p)
+		}
+	}
 }
 
 // afterEvent serves pipes that got chunks back or became ready, and
@@ -692,6 +716,9 @@ func (s *Server) closePipe(c *client, p *pipe, answer bool) {
 	p.openers--
 	if p.reader == c {
 		p.reader = nil
+		if rt, ok := p.q.(ReaderTracker); ok {
+			rt.ReaderLeft()
+		}
 		waiting := p.waiting
 		p.waiting = nil
 		for _, sl := range waiting {

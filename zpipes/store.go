@@ -114,6 +114,39 @@ type Done struct {
 	Stored []any
 	// Ready lists pipes whose Next may return chunks it refused before.
 	Ready []string
+	// Held reports chunks that came into or left this process other
+	// than by Append, Next and Return: a replicated store's chunks leave
+	// once another host has them, and arrive when prefetched for this
+	// host's reader. The server's limits count what is held here.
+	Held []Held
+	// Refused lists pipes whose reader the store cannot serve (a
+	// replicated store: another host serves the pipe's reader). The
+	// server answers the reader's waiting READs with the reason as an
+	// ERROR, and the pipe has no reader.
+	Refused []Refusal
+}
+
+// Refusal is a pipe whose reader a store refused, and why.
+type Refusal struct {
+	Pipe   string
+	Reason string
+}
+
+// Held is a change in the chunks a store holds in this process for one
+// pipe (negative when they left).
+type Held struct {
+	Pipe   string
+	Chunks int
+	Bytes  int64 // payload bytes
+}
+
+// ReaderTracker is implemented by a Queue that holds chunks for the
+// pipe's reader (a replicated store prefetches them): the server calls
+// ReaderLeft when the reader leaves, and the queue lets the chunks it
+// holds for it go (reporting them in a later Done.Held) so that a reader
+// elsewhere gets them.
+type ReaderTracker interface {
+	ReaderLeft()
 }
 
 // Kept is what a store keeps for the next run when it closes.

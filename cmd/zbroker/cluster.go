@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"log/slog"
 	"os"
@@ -13,23 +14,22 @@ import (
 	"github.com/zbroker/zbroker/clone"
 	"github.com/zbroker/zbroker/internal/cluster"
 	"github.com/zbroker/zbroker/internal/natsnode"
+	"github.com/zbroker/zbroker/internal/wal"
+	"github.com/zbroker/zbroker/zpipes"
 )
 
 // clusterFlags are the flags of cluster mode (docs/cluster.md): an
 // embedded JetStream node, or an existing NATS cluster, holding the state
 // that zbrokers on several hosts share.
 type clusterFlags struct {
-	cfg     natsnode.Config
-	routes  string
-	urls    string
-	dataDir *string // --data-dir, registered with the storage flags
+	cfg    natsnode.Config
+	store  *storageFlags // --data-dir and --fsync: the embedded node's store
+	routes string
+	urls   string
 }
 
-// registerClusterFlags registers cluster mode's flags; dataDir is where
-// --data-dir (storage.go) puts its value: the embedded node's store lives
-// there too (DIR/jetstream, beside DIR/zpipes and DIR/clone).
-func registerClusterFlags(fs *flag.FlagSet, dataDir *string) *clusterFlags {
-	f := &clusterFlags{dataDir: dataDir}
+func registerClusterFlags(fs *flag.FlagSet, store *storageFlags) *clusterFlags {
+	f := &clusterFlags{store: store}
 	fs.StringVar(&f.cfg.Listen, "nats-listen", "", "cluster mode: the embedded JetStream node's NATS client address `host:port`")
 	fs.StringVar(&f.cfg.ClusterListen, "cluster-listen", "", "cluster mode: the embedded node's route address `host:port`")
 	fs.StringVar(&f.routes, "cluster", "", "cluster mode: every node's `nats-route://host:port`, comma-separated, this one included")
@@ -51,8 +51,18 @@ func (f *clusterFlags) check() error {
 	}
 	f.cfg.Routes = splitList(f.routes)
 	f.cfg.URLs = splitList(f.urls)
-	if len(f.cfg.URLs) == 0 {
-		f.cfg.DataDir = *f.dataDir // with --nats it keeps only this host's pipes
+	f.cfg.DataDir = f.store.dataDir
+	if len(f.cfg.URLs) > 0 && f.cfg.DataDir != "" {
+		return errors.New("--nats uses an existing cluster's storage; --data-dir does not apply")
+	}
+	// --fsync keeps its meaning for the node's store: always syncs
+	// every message before the ack; interval and never leave it to a
+	// timer (never: JetStream's own default, 2 minutes).
+	switch f.store.fsync {
+	case wal.SyncAlways:
+		f.cfg.SyncAlways = true
+	case wal.SyncInterval:
+		f.cfg.SyncInterval = f.store.interval
 	}
 	return f.cfg.Validate()
 }
@@ -67,10 +77,11 @@ func splitList(s string) []string {
 	return out
 }
 
-// start brings up the node and the Clone bucket and points kv at it. The
-// returned function stops them (after the services). INT or TERM ends the
-// wait for the cluster (run's own signal loop then sees them too).
-func (f *clusterFlags) start(log *slog.Logger, kv *clone.Options, serveClone bool) (func(), error) {
+// start brings up the node, the Clone bucket and the pipes' store, and
+// points the services at them. The returned function stops them (after
+// the services). INT or TERM ends the wait for the cluster (run's own
+// signal loop then sees them too).
+func (f *clusterFlags) start(log *slog.Logger, zp *zpipes.Options, kv *clone.Options, serveClone bool) (func(), error) {
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
 	f.cfg.Logger = log
@@ -79,6 +90,12 @@ func (f *clusterFlags) start(log *slog.Logger, kv *clone.Options, serveClone boo
 		return nil, err
 	}
 	stop := node.Close
+	// A chunk travels as one NATS message (with a few headers).
+	if maxChunk := node.Conn.MaxPayload() - 4096; zp.MaxChunkSize > maxChunk {
+		log.Info("cluster mode: chunks limited by the NATS max payload", "max_chunk", maxChunk)
+		zp.MaxChunkSize = maxChunk
+	}
+	zp.Store = cluster.NewPipeStore(node.JS, node.Replicas, zp.WithDefaults().PipeLimit, log)
 	if serveClone {
 		bctx, cancel := context.WithTimeout(ctx, f.cfg.Wait)
 		defer cancel()
@@ -91,6 +108,6 @@ func (f *clusterFlags) start(log *slog.Logger, kv *clone.Options, serveClone boo
 		stop = func() { ckv.Close(); node.Close() }
 	}
 	log.Info("cluster mode", "replicas", node.Replicas, "node", node.Name, "clone_bucket", cluster.CloneBucket,
-		"note", "zpipes and Majordomo are still served per host")
+		"majordomo", "per host")
 	return stop, nil
 }

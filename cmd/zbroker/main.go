@@ -173,7 +173,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// Other files of this package register their flags here.
 	sec := registerSecurityFlags(fs)
 	store := registerStorageFlags(fs)
-	cl := registerClusterFlags(fs, &store.dataDir)
+	cl := registerClusterFlags(fs, store)
 	curve := registerCurveFlags(fs)
 	var obs observeSettings
 	obs.flags(fs)
@@ -197,9 +197,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := cl.check(); err != nil {
 		return cmd.Exit(cli.Usagef("%v", err))
 	}
-	// In cluster mode the Clone map lives in the cluster, not in a log.
-	if err := store.apply(log, &b.zp, &b.kv, !b.noZpipes, !b.noClone && !cl.enabled()); err != nil {
-		return startFailed(stderr, b.name, err, func() []any { return nil })
+	// In cluster mode JetStream holds the pipes and the Clone map
+	// (started below), not the logs.
+	if !cl.enabled() {
+		if err := store.apply(log, &b.zp, &b.kv, !b.noZpipes, !b.noClone); err != nil {
+			return startFailed(stderr, b.name, err, func() []any { return nil })
+		}
 	}
 	// Log what applies, not what was typed (--pipe-limit 0 is 64MiB).
 	b.zp, b.mdp, b.kv = b.zp.WithDefaults(), b.mdp.WithDefaults(), b.kv.WithDefaults()
@@ -219,7 +222,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ready := []any{"name", b.name, "version", cli.Version("zbroker"), "log_level", level.Level().String()}
 	observed := &observe.Broker{Name: b.name}
 	if cl.enabled() {
-		stop, err := cl.start(log, &b.kv, !b.noClone)
+		stop, err := cl.start(log, &b.zp, &b.kv, !b.noClone)
 		if err != nil {
 			fmt.Fprintf(stderr, "zbroker: cluster mode: %v\n", err)
 			return cli.ExitFailure

@@ -189,6 +189,9 @@ func (n *Node) startServer(cfg Config) error {
 		SyncAlways:   cfg.SyncAlways,
 		SyncInterval: cfg.SyncInterval,
 		NoSigs:       true,
+		// zpipes chunks travel as single messages: the largest payload
+		// a server allows without warning.
+		MaxPayload: server.MAX_PAYLOAD_MAX_SIZE,
 		// The clients are zbroker itself (in process) and whoever the
 		// operator points at the port; no limit beyond the server's own.
 	}

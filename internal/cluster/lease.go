@@ -1,0 +1,119 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/zbroker/zbroker/internal/natsnode"
+)
+
+// A pipe has one reader in the whole cluster: the host serving it holds
+// the pipe's key in the lease bucket, renewed every leaseRenew; a host
+// that dies loses it after leaseTTL (the bucket's MaxAge).
+const (
+	LeaseBucket = "zbroker-pipe-readers"
+	leaseTTL    = 15 * time.Second
+	leaseRenew  = 5 * time.Second
+	// handoverWait is how long a new reader waits for the lease of a
+	// reader that is leaving (on another host, handing its chunks back)
+	// before it is refused as a second reader.
+	handoverWait = 3 * time.Second
+	// fetchWait bounds one pull request; a leaving reader's spell ends
+	// within it.
+	fetchWait = 500 * time.Millisecond
+)
+
+var errLeaseHeld = errors.New("lease held elsewhere")
+
+type leases struct {
+	js       jetstream.JetStream
+	replicas int
+	log      *slog.Logger
+	holder   string
+	mu       sync.Mutex
+	kv       jetstream.KeyValue
+}
+
+func newLeases(js jetstream.JetStream, replicas int, log *slog.Logger) *leases {
+	return &leases{js: js, replicas: replicas, log: log, holder: rand.Text()}
+}
+
+// bucket opens the lease bucket, creating it on first use.
+func (l *leases) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.kv != nil {
+		return l.kv, nil
+	}
+	err := natsnode.Retry(ctx, "creating the reader lease bucket", l.log, func(ctx context.Context) error {
+		kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      LeaseBucket,
+			Description: "zbroker: which host serves each pipe's reader",
+			History:     1,
+			TTL:         leaseTTL,
+			Storage:     jetstream.MemoryStorage,
+			Replicas:    l.replicas,
+		})
+		l.kv = kv
+		return err
+	})
+	return l.kv, err
+}
+
+// acquire takes the lease of key, waiting up to handoverWait while
+// another holder has it; errLeaseHeld if it still does.
+func (l *leases) acquire(ctx context.Context, key string) (uint64, error) {
+	kv, err := l.bucket(ctx)
+	if err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(handoverWait)
+	for {
+		var rev uint64
+		err := natsnode.Retry(ctx, "taking a reader lease", l.log, func(ctx context.Context) error {
+			var err error
+			rev, err = kv.Create(ctx, key, []byte(l.holder))
+			return err
+		})
+		if err == nil {
+			return rev, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return 0, err
+		}
+		if time.Now().After(deadline) {
+			return 0, errLeaseHeld
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (l *leases) renew(ctx context.Context, key string, rev uint64) (uint64, error) {
+	var next uint64
+	err := natsnode.Retry(ctx, "renewing a reader lease", l.log, func(ctx context.Context) error {
+		var err error
+		next, err = l.kv.Update(ctx, key, []byte(l.holder), rev)
+		return err
+	})
+	return next, err
+}
+
+// release gives the lease back (if still ours), so the next reader need
+// not wait for it to expire.
+func (l *leases) release(key string, rev uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := l.kv.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
+		l.log.Warn("reader lease not given back; it expires by itself", "key", key, "err", fmt.Sprint(err), "within", leaseTTL)
+	}
+}

@@ -1,0 +1,751 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/zbroker/zbroker/internal/deque"
+	"github.com/zbroker/zbroker/internal/jsname"
+	"github.com/zbroker/zbroker/internal/natsnode"
+	"github.com/zbroker/zbroker/zpipes"
+)
+
+// Consumer settings of every pipe's stream.
+const (
+	// readerConsumer is the one durable consumer of a pipe's stream:
+	// whichever host serves the pipe's reader pulls from it.
+	readerConsumer = "reader"
+	// prefetch bounds the chunks delivered to a host and not yet
+	// acknowledged (MaxAckPending): the chunks in flight to its reader
+	// and in its read-ahead. It is also the bound on duplicates after a
+	// node failure.
+	prefetch = 1000
+	// ackWait is how long JetStream waits for a chunk's acknowledgement
+	// before delivering it again: the stall after the reader's host dies.
+	// Chunks still on their way to a live reader are kept from it by
+	// progress acknowledgements every ackWait/3.
+	ackWait = 10 * time.Second
+)
+
+// PipeStore keeps zpipes' chunks in JetStream: one stream per pipe
+// (jsname.PipeStream, subject jsname.PipeSubject), work-queue retention
+// (a chunk is deleted once acknowledged), MaxBytes the pipe limit with
+// DiscardNew (a full pipe refuses a publish, which is retried with the
+// WRITE's OK withheld; never DiscardOld, which would drop unread work).
+//
+// A WRITE's OK is sent once JetStream acknowledged the publish (stored
+// on a quorum of the replicas). Publishes of a pipe go one at a time, so
+// a refused chunk is retried before the next one of any writer: per-writer
+// order is kept, and the order across writers is the order of arrival at
+// this host (hosts interleave as their publishes reach the stream).
+//
+// Reading: the host serving a pipe's reader pulls from the durable
+// consumer "reader" with explicit acknowledgement; a chunk is acknowledged
+// only after it was written into the reader's socket. When the reader
+// leaves, the chunks prefetched for it are negatively acknowledged in
+// sequence order, so the next reader (on any host) gets them first, in
+// order. When the reader's host dies they come again after ackWait.
+//
+// Threading: the zpipes server's goroutine owns every queue's state; the
+// publisher and consumer goroutines report through notes.
+type PipeStore struct {
+	js        jetstream.JetStream
+	log       *slog.Logger
+	replicas  int
+	pipeLimit int64
+	notes     chan zpipes.Note
+	queues    map[string]*pipeQueue
+	writers   zpipes.WriterID
+	// acks holds, per token (a writer connection), its appends in
+	// order: their OKs must come back in that order, across pipes.
+	acks map[any]*deque.Deque[*appendAck]
+	stop chan struct{}
+	wg   sync.WaitGroup
+	dups uint64 // chunks delivered more than once (redeliveries)
+	// leaving holds the spells stopping, until they handed back their
+	// chunks.
+	leaving map[*reading]bool
+	ticks   *time.Ticker
+	leases  *leases
+}
+
+type appendAck struct {
+	token  any
+	writer zpipes.WriterID
+	stored bool
+}
+
+// Notes from the goroutines.
+type (
+	published struct {
+		q     *pipeQueue
+		ack   *appendAck
+		bytes int
+	}
+	fetched struct {
+		q   *pipeQueue
+		r   *reading
+		msg jetstream.Msg
+	}
+	// refused: the spell could not serve the reader.
+	refused struct {
+		q      *pipeQueue
+		r      *reading
+		reason string
+	}
+	// stopped: the spell fetches no more; once the owner handled it,
+	// every chunk delivered in the spell is held or handed back.
+	stopped struct {
+		q *pipeQueue
+		r *reading
+	}
+	// spellStart: the spell reads on from stream sequence expect.
+	spellStart struct {
+		q      *pipeQueue
+		r      *reading
+		expect uint64
+	}
+	tick struct{}
+)
+
+// NewPipeStore returns a store on js; pipeLimit is each stream's
+// MaxBytes.
+func NewPipeStore(js jetstream.JetStream, replicas int, pipeLimit int64, log *slog.Logger) *PipeStore {
+	s := &PipeStore{
+		js: js, log: log.With("component", "zpipes-js"), replicas: replicas, pipeLimit: pipeLimit,
+		notes:   make(chan zpipes.Note, 4*prefetch),
+		queues:  map[string]*pipeQueue{},
+		acks:    map[any]*deque.Deque[*appendAck]{},
+		stop:    make(chan struct{}),
+		ticks:   time.NewTicker(ackWait / 3),
+		leases:  newLeases(js, replicas, log),
+		leaving: map[*reading]bool{},
+	}
+	s.wg.Go(func() {
+		for {
+			select {
+			case <-s.ticks.C:
+				select {
+				case s.notes <- tick{}:
+				case <-s.stop:
+					return
+				}
+			case <-s.stop:
+				return
+			}
+		}
+	})
+	return s
+}
+
+// Queue implements zpipes.Store.
+func (s *PipeStore) Queue(pipe string) zpipes.Queue {
+	q := s.queues[pipe]
+	if q == nil {
+		q = &pipeQueue{
+			s: s, name: pipe, stream: jsname.PipeStream([]byte(pipe)), subject: jsname.PipeSubject([]byte(pipe)),
+			unpublished: map[zpipes.WriterID]int{}, taken: map[uint64]jetstream.Msg{}, inBuf: map[uint64]bool{},
+			early:    map[uint64]jetstream.Msg{},
+			pubReady: make(chan struct{}, 1),
+		}
+		s.queues[pipe] = q
+	}
+	return q
+}
+
+// Recovered implements zpipes.Store: the chunks are in the streams, and
+// come to this host when it serves a reader.
+func (s *PipeStore) Recovered() []zpipes.RecoveredPipe { return nil }
+
+// Notes implements zpipes.Store.
+func (s *PipeStore) Notes() <-chan zpipes.Note { return s.notes }
+
+// Handle implements zpipes.Store.
+func (s *PipeStore) Handle(n zpipes.Note) zpipes.Done {
+	var d zpipes.Done
+	switch n := n.(type) {
+	case published:
+		n.ack.stored = true
+		n.q.unpublished[n.ack.writer]--
+		d.Held = append(d.Held, zpipes.Held{Pipe: n.q.name, Chunks: -1, Bytes: -int64(n.bytes)})
+		fifo := s.acks[n.ack.token]
+		for fifo.Len() > 0 && fifo.At(0).stored {
+			d.Stored = append(d.Stored, fifo.PopFront().token)
+		}
+		if fifo.Len() == 0 {
+			delete(s.acks, n.ack.token)
+		}
+	case refused:
+		if n.q.reader == n.r {
+			if h := n.q.endSpell(); h.Chunks != 0 {
+				d.Held = append(d.Held, h)
+			}
+			d.Refused = append(d.Refused, zpipes.Refusal{Pipe: n.q.name, Reason: n.reason})
+		}
+	case stopped:
+		// Nothing more comes from the spell: hand back all it had, in
+		// sequence order, before the lease goes to another host.
+		r := n.r
+		slices.SortFunc(r.leaving, func(a, b bufItem) int { return cmp.Compare(a.seq, b.seq) })
+		for _, it := range r.leaving {
+			it.msg.Nak()
+		}
+		r.leaving = nil
+		delete(s.leaving, r)
+		close(r.release)
+	case fetched:
+		q := n.q
+		if q.reader != n.r {
+			// The reader left: the chunk goes back with the others
+			// when the spell has stopped.
+			if meta, err := n.msg.Metadata(); err == nil {
+				n.r.leaving = append(n.r.leaving, bufItem{n.msg, meta.Sequence.Stream})
+			}
+			return d
+		}
+		meta, err := n.msg.Metadata()
+		if err != nil {
+			return d
+		}
+		seq := meta.Sequence.Stream
+		if meta.NumDelivered > 1 {
+			s.dups++
+		}
+		switch {
+		case q.taken[seq] != nil:
+			q.taken[seq] = n.msg // delivered again while on its way: keep the newer handle
+		case q.inBuf[seq] || q.early[seq] != nil:
+		case seq < q.expect:
+			// Handed to the reader already and acknowledged; the ack
+			// was lost (a leader changed): acknowledge it again.
+			n.msg.Ack()
+		default:
+			// Chunks reach the reader in stream order: one that comes
+			// before those ahead of it (lost in transit, delivered again
+			// after the ack wait) waits for them.
+			if len(q.early) == 0 {
+				q.gapSince = time.Now()
+			}
+			q.early[seq] = n.msg
+			if h := q.drainEarly(); h.Chunks > 0 {
+				d.Held = append(d.Held, h)
+				d.Ready = append(d.Ready, q.name)
+			}
+		}
+	case spellStart:
+		if n.q.reader == n.r {
+			n.q.expect = n.expect
+		}
+	case heldNote:
+		if s.queues[n.h.Pipe] != nil {
+			d.Held = append(d.Held, n.h)
+		}
+	case tick:
+		// Chunks on their way to a slow reader must not be delivered
+		// again: tell JetStream they are in progress. A gap in the
+		// sequence that outlives two ack waits is a chunk gone from the
+		// stream (removed by an operator): skip it.
+		for _, q := range s.queues {
+			for _, m := range q.early {
+				m.InProgress()
+			}
+			if len(q.early) > 0 && time.Since(q.gapSince) > 2*ackWait {
+				first := slices.Min(slices.Collect(maps.Keys(q.early)))
+				s.log.Warn("chunks missing from a pipe's stream; skipped", "pipe", q.name, "from", q.expect, "to", first-1)
+				q.expect = first
+				if h := q.drainEarly(); h.Chunks > 0 {
+					d.Held = append(d.Held, h)
+					d.Ready = append(d.Ready, q.name)
+				}
+			}
+			for _, m := range q.taken {
+				m.InProgress()
+			}
+			for i := range q.buf.Len() {
+				q.buf.At(i).msg.InProgress()
+			}
+		}
+	}
+	return d
+}
+
+// Redelivered counts the chunks JetStream delivered to this host more
+// than once (after a node failure or a reader's departure).
+func (s *PipeStore) Redelivered() uint64 { return s.dups }
+
+// Close implements zpipes.Store. Chunks stay in their streams.
+func (s *PipeStore) Close() (zpipes.Kept, error) {
+	s.ticks.Stop()
+	for _, q := range s.queues {
+		if q.reader != nil {
+			q.endSpell()
+		}
+	}
+	// Hand the chunks back now rather than after ackWait, so a reader
+	// on another host goes on at once: the spells stop within fetchWait.
+	deadline := time.After(2 * fetchWait)
+	for len(s.leaving) > 0 {
+		select {
+		case n := <-s.notes:
+			s.Handle(n)
+		case <-deadline:
+			s.log.Warn("pipes' readers did not stop in time; their chunks come back after the ack wait", "pipes", len(s.leaving), "ack_wait", ackWait)
+			s.leaving = nil
+		}
+	}
+	close(s.stop)
+	s.wg.Wait()
+	if s.dups > 0 {
+		s.log.Info("chunks delivered more than once by JetStream", "count", s.dups)
+	}
+	return zpipes.Kept{Pipes: len(s.queues)}, nil
+}
+
+// pipeQueue is one pipe's state on this host. Fields below mu are shared
+// with the publisher goroutine; the rest is the owner's.
+type pipeQueue struct {
+	s               *PipeStore
+	name            string
+	stream, subject string
+
+	unpublished map[zpipes.WriterID]int
+	// buf holds the chunks prefetched for the reader, in delivery order
+	// (inBuf their stream sequences); taken those handed to the reader
+	// and not yet consumed.
+	buf   deque.Deque[bufItem]
+	inBuf map[uint64]bool
+	// expect is the stream sequence the reader gets next; early holds
+	// chunks delivered ahead of it, since gapSince.
+	expect   uint64
+	early    map[uint64]jetstream.Msg
+	gapSince time.Time
+	taken    map[uint64]jetstream.Msg
+	reader   *reading // the current spell; nil without a reader here
+
+	pubMu     sync.Mutex
+	pubQueue  []pubItem
+	pubActive bool
+	pubReady  chan struct{}
+	published uint64 // chunks published (the publisher's)
+}
+
+type bufItem struct {
+	msg jetstream.Msg
+	seq uint64
+}
+
+type pubItem struct {
+	ack   *appendAck
+	chunk []byte
+}
+
+// NewWriter implements zpipes.Queue.
+func (q *pipeQueue) NewWriter() zpipes.WriterID {
+	q.s.writers++
+	return q.s.writers
+}
+
+// Append implements zpipes.Queue: the chunk goes to the pipe's publisher;
+// its token comes back in Done.Stored once JetStream acknowledged it.
+func (q *pipeQueue) Append(w zpipes.WriterID, chunk []byte, token any) bool {
+	a := &appendAck{token: token, writer: w}
+	fifo := q.s.acks[token]
+	if fifo == nil {
+		fifo = &deque.Deque[*appendAck]{}
+		q.s.acks[token] = fifo
+	}
+	fifo.PushBack(a)
+	q.unpublished[w]++
+	q.pubMu.Lock()
+	q.pubQueue = append(q.pubQueue, pubItem{a, chunk})
+	start := !q.pubActive
+	q.pubActive = true
+	q.pubMu.Unlock()
+	if start {
+		q.s.wg.Go(q.publisher)
+	} else {
+		select {
+		case q.pubReady <- struct{}{}:
+		default:
+		}
+	}
+	return false
+}
+
+// publisher publishes the pipe's chunks one at a time, each retried until
+// JetStream takes it, and exits when there is nothing left.
+func (q *pipeQueue) publisher() {
+	if err := q.ensureStream(); err != nil {
+		q.s.log.Error("pipe stream unavailable; its WRITEs stay unacknowledged", "pipe", q.name, "err", err)
+	}
+	for {
+		q.pubMu.Lock()
+		if len(q.pubQueue) == 0 {
+			q.pubActive = false
+			q.pubMu.Unlock()
+			return
+		}
+		it := q.pubQueue[0]
+		q.pubQueue[0] = pubItem{}
+		q.pubQueue = q.pubQueue[1:]
+		q.pubMu.Unlock()
+		if !q.publish(it.chunk) {
+			return
+		}
+		select {
+		case q.s.notes <- published{q: q, ack: it.ack, bytes: len(it.chunk)}:
+		case <-q.s.stop:
+			return
+		}
+	}
+}
+
+// publish retries until the chunk is stored or the store stops. A full
+// stream (DiscardNew) refuses it until the reader frees room.
+func (q *pipeQueue) publish(chunk []byte) bool {
+	// A message ID makes JetStream drop the copy a retry stores when
+	// only the acknowledgement of the first attempt was lost.
+	q.published++
+	msg := nats.NewMsg(q.subject)
+	msg.Data = chunk
+	msg.Header.Set(jetstream.MsgIDHeader, q.s.leases.holder+"-"+strconv.FormatUint(q.published, 36))
+	full := false
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := q.s.js.PublishMsg(ctx, msg)
+		cancel()
+		if err == nil {
+			return true
+		}
+		switch {
+		case isFull(err):
+			if !full {
+				q.s.log.Debug("pipe full in JetStream; WRITE held", "pipe", q.name)
+				full = true
+			}
+		case errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
+			// The stream went away (deleted by an operator): make it again.
+			q.ensureStream()
+		default:
+			if attempt%20 == 0 {
+				q.s.log.Warn("publish to pipe stream failed; retrying", "pipe", q.name, "err", err)
+			}
+		}
+		select {
+		case <-q.s.stop:
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func isFull(err error) bool {
+	return errors.Is(err, jetstream.ErrMaxBytesExceeded) || strings.Contains(err.Error(), "maximum bytes")
+}
+
+// streamConfig is a pipe's stream. No MaxMsgs: together with MaxBytes it
+// would refuse chunks by count.
+func (q *pipeQueue) streamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        q.stream,
+		Description: "zbroker pipe",
+		Subjects:    []string{q.subject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    q.s.pipeLimit,
+		Storage:     jetstream.FileStorage,
+		Replicas:    q.s.replicas,
+		Metadata:    map[string]string{"zbroker-pipe": jsname.Encode([]byte(q.name))},
+	}
+}
+
+// ensureStream creates the pipe's stream, or checks the existing one is
+// this pipe's (a different subject would be a hash collision).
+func (q *pipeQueue) ensureStream() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	go func() {
+		select {
+		case <-q.s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return natsnode.Retry(ctx, "creating pipe stream", q.s.log, func(ctx context.Context) error {
+		st, err := q.s.js.CreateStream(ctx, q.streamConfig())
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			st, err = q.s.js.Stream(ctx, q.stream)
+		}
+		if err != nil {
+			return err
+		}
+		if subj := st.CachedInfo().Config.Subjects; len(subj) != 1 || subj[0] != q.subject {
+			return fmt.Errorf("stream %s holds %v, not pipe %q", q.stream, subj, q.name)
+		}
+		return nil
+	})
+}
+
+// Next implements zpipes.Queue: the first call starts reading for this
+// host's reader.
+func (q *pipeQueue) Next() (zpipes.Chunk, bool) {
+	if q.reader == nil {
+		q.startReading()
+	}
+	if q.buf.Len() == 0 {
+		return zpipes.Chunk{}, false
+	}
+	it := q.buf.PopFront()
+	delete(q.inBuf, it.seq)
+	q.taken[it.seq] = it.msg
+	return zpipes.Chunk{Data: it.msg.Data(), ID: it.seq}, true
+}
+
+// reading is one spell of this host serving the pipe's reader: it holds
+// the pipe's reader lease and pulls from the consumer.
+type reading struct {
+	stop    chan struct{} // closed by the owner when the reader leaves
+	release chan struct{} // closed by the owner once it let every chunk go
+	done    chan struct{} // closed when the spell's goroutine ended
+	// leaving holds (owner's) the chunks to hand back once the spell
+	// has stopped: nacking them while its pull is still open would
+	// deliver them to it again, out of order.
+	leaving []bufItem
+}
+
+func (q *pipeQueue) startReading() {
+	prev := q.reader
+	r := &reading{stop: make(chan struct{}), release: make(chan struct{}), done: make(chan struct{})}
+	q.reader = r
+	q.s.wg.Go(func() {
+		defer close(r.done)
+		if prev != nil {
+			<-prev.done // the last spell gives the lease back first
+		}
+		q.read(r)
+	})
+}
+
+// read runs a reading spell: lease, consumer, fetch loop; then it waits
+// for the owner to let go of the chunks and gives the lease back.
+func (q *pipeQueue) read(r *reading) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-r.stop:
+		case <-q.s.stop:
+		}
+		cancel()
+	}()
+	rev, err := q.s.leases.acquire(ctx, q.stream)
+	if err != nil {
+		reason := "pipe already has a reader (on another host)"
+		if !errors.Is(err, errLeaseHeld) {
+			reason = "pipe cannot be read: " + err.Error()
+			q.s.log.Error("reader lease", "pipe", q.name, "err", err)
+		}
+		q.note(refused{q, r, reason})
+	} else {
+		cons, err := q.consumer(ctx)
+		var expect uint64
+		if err == nil {
+			expect, err = q.firstUnread(ctx, cons)
+		}
+		if err == nil {
+			q.note(spellStart{q, r, expect})
+			rev, err = q.fetchLoop(ctx, cons, r, rev)
+		}
+		if err != nil && ctx.Err() == nil {
+			q.s.log.Error("reading pipe from JetStream stopped", "pipe", q.name, "err", err)
+			q.note(refused{q, r, "pipe cannot be read: " + err.Error()})
+		}
+	}
+	// Every chunk delivered to this host must be handed back (naks,
+	// in order) before another host may read.
+	q.note(stopped{q, r})
+	select {
+	case <-r.release:
+	case <-q.s.stop:
+	}
+	if rev != 0 {
+		q.s.leases.release(q.stream, rev)
+	}
+}
+
+func (q *pipeQueue) note(n zpipes.Note) {
+	select {
+	case q.s.notes <- n:
+	case <-q.s.stop:
+	}
+}
+
+func (q *pipeQueue) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	if err := q.ensureStream(); err != nil {
+		return nil, err
+	}
+	var cons jetstream.Consumer
+	err := natsnode.Retry(ctx, "creating pipe consumer", q.s.log, func(ctx context.Context) error {
+		var err error
+		cons, err = q.s.js.CreateOrUpdateConsumer(ctx, q.stream, jetstream.ConsumerConfig{
+			Durable:       readerConsumer,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       ackWait,
+			MaxAckPending: prefetch,
+			MaxDeliver:    -1,
+		})
+		return err
+	})
+	return cons, err
+}
+
+// firstUnread is the stream sequence of the pipe's oldest unread chunk:
+// acknowledged chunks are deleted (work queue), and the last reader gave
+// back what it did not acknowledge before this spell began.
+func (q *pipeQueue) firstUnread(ctx context.Context, cons jetstream.Consumer) (uint64, error) {
+	var first uint64
+	err := natsnode.Retry(ctx, "reading pipe state", q.s.log, func(ctx context.Context) error {
+		st, err := q.s.js.Stream(ctx, q.stream)
+		if err != nil {
+			return err
+		}
+		ci, err := cons.Info(ctx)
+		if err != nil {
+			return err
+		}
+		first = max(st.CachedInfo().State.FirstSeq, ci.AckFloor.Stream+1)
+		return nil
+	})
+	return first, err
+}
+
+// fetchLoop pulls batches until the spell stops, renewing the lease. Each
+// batch is read to its end, so no delivered chunk is left behind in the
+// client library: all reach the owner, which holds or naks them.
+// It returns the lease's last revision.
+func (q *pipeQueue) fetchLoop(ctx context.Context, cons jetstream.Consumer, r *reading, rev uint64) (uint64, error) {
+	renew := time.Now().Add(leaseRenew)
+	for ctx.Err() == nil {
+		if time.Now().After(renew) {
+			next, err := q.s.leases.renew(ctx, q.stream, rev)
+			if err != nil {
+				return rev, fmt.Errorf("reader lease lost: %w", err)
+			}
+			rev = next
+			renew = time.Now().Add(leaseRenew)
+		}
+		batch, err := cons.Fetch(prefetch/4, jetstream.FetchMaxWait(fetchWait))
+		if err != nil {
+			if ctx.Err() != nil {
+				return rev, nil
+			}
+			q.s.log.Debug("fetch failed; retrying", "pipe", q.name, "err", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		for m := range batch.Messages() {
+			q.note(fetched{q: q, r: r, msg: m})
+		}
+	}
+	return rev, nil
+}
+
+// Consumed implements zpipes.Queue: the chunks are in the reader's
+// socket, JetStream may delete them.
+func (q *pipeQueue) Consumed(cs []zpipes.Chunk) {
+	for _, c := range cs {
+		if m := q.taken[c.ID]; m != nil {
+			m.Ack()
+			delete(q.taken, c.ID)
+		}
+	}
+}
+
+// Return implements zpipes.Queue: the chunks go back to the head of the
+// read-ahead, in order (JetStream still counts them as delivered here).
+func (q *pipeQueue) Return(cs []zpipes.Chunk) {
+	for i := len(cs) - 1; i >= 0; i-- {
+		if m := q.taken[cs[i].ID]; m != nil {
+			delete(q.taken, cs[i].ID)
+			q.inBuf[cs[i].ID] = true
+			q.buf.PushFront(bufItem{m, cs[i].ID})
+		}
+	}
+}
+
+// ReaderLeft implements zpipes.ReaderTracker: the spell stops, and what
+// this host holds for the reader goes back to JetStream once it has.
+func (q *pipeQueue) ReaderLeft() {
+	if q.reader == nil {
+		return
+	}
+	if h := q.endSpell(); h.Chunks != 0 {
+		q.s.wg.Go(func() { q.note(heldNote{h}) })
+	}
+}
+
+type heldNote struct{ h zpipes.Held }
+
+// drainEarly moves the chunks that are next in sequence to the read-ahead
+// and returns the change in chunks held.
+func (q *pipeQueue) drainEarly() zpipes.Held {
+	h := zpipes.Held{Pipe: q.name}
+	for m := q.early[q.expect]; m != nil; m = q.early[q.expect] {
+		delete(q.early, q.expect)
+		q.inBuf[q.expect] = true
+		q.buf.PushBack(bufItem{m, q.expect})
+		h.Chunks++
+		h.Bytes += int64(len(m.Data()))
+		q.expect++
+	}
+	if len(q.early) > 0 {
+		q.gapSince = time.Now()
+	}
+	return h
+}
+
+// endSpell stops the current spell and moves the read-ahead to the
+// chunks it hands back; it returns the change in chunks held here.
+func (q *pipeQueue) endSpell() zpipes.Held {
+	r := q.reader
+	q.reader = nil
+	close(r.stop)
+	q.s.leaving[r] = true
+	h := zpipes.Held{Pipe: q.name}
+	for q.buf.Len() > 0 {
+		it := q.buf.PopFront()
+		delete(q.inBuf, it.seq)
+		h.Chunks--
+		h.Bytes -= int64(len(it.msg.Data()))
+		r.leaving = append(r.leaving, it)
+	}
+	for seq, m := range q.early {
+		r.leaving = append(r.leaving, bufItem{m, seq})
+	}
+	clear(q.early)
+	return h
+}
+
+// Queued implements zpipes.Queue: this writer's chunks not yet published.
+func (q *pipeQueue) Queued(w zpipes.WriterID) int { return q.unpublished[w] }
+
+// Release implements zpipes.Queue. The stream stays: other hosts may use
+// the pipe, and its chunks are kept. A reading spell still ending keeps
+// the queue's notes coming: they are handled on the queue as it is.
+func (q *pipeQueue) Release() {
+	q.ReaderLeft()
+	if q.s.queues[q.name] == q {
+		delete(q.s.queues, q.name)
+	}
+}

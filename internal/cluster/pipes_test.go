@@ -1,0 +1,126 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/zbroker/zbroker/internal/jsname"
+	"github.com/zbroker/zbroker/internal/natsnode"
+	"github.com/zbroker/zbroker/internal/natsnode/natstest"
+	"github.com/zbroker/zbroker/zpipes"
+	"github.com/zbroker/zbroker/zpipes/client"
+)
+
+// pipeHost is one host's zpipes server on its JetStream node.
+type pipeHost struct {
+	store *PipeStore
+	srv   *zpipes.Server
+}
+
+func startPipeHost(t *testing.T, n *natsnode.Node, pipeLimit int64) *pipeHost {
+	t.Helper()
+	st := NewPipeStore(n.JS, n.Replicas, pipeLimit, testLog)
+	srv, err := zpipes.Start(zpipes.Options{
+		Name:      fmt.Sprintf("zp-%d-%d", os.Getpid(), nameSeq.Add(1)),
+		PipeLimit: pipeLimit,
+		Store:     st,
+		Logger:    testLog,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &pipeHost{st, srv}
+	t.Cleanup(func() { h.srv.Close() })
+	return h
+}
+
+func dial(t *testing.T, h *pipeHost, pipe string) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	c, err := client.DialEndpoint(ctx, h.srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect() })
+	if err := c.Open(ctx, pipe); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func chunk(i int) []byte {
+	b := make([]byte, 100)
+	binary.BigEndian.PutUint64(b, uint64(i))
+	return b
+}
+
+func index(b []byte) int { return int(binary.BigEndian.Uint64(b)) }
+
+// A writer on host A, the reader on host C: every chunk arrives, in
+// order, through a pipe whose stream limit (DiscardNew) holds the writer
+// back; the reader leaves midway and a reader on host B continues exactly
+// where it stopped.
+func TestPipeAcrossHosts(t *testing.T) {
+	c := natstest.Start(t, 3)
+	const limit = 32 << 10 // a few hundred chunks: the writer is held back
+	a, b, cc := startPipeHost(t, c.Nodes[0], limit), startPipeHost(t, c.Nodes[1], limit), startPipeHost(t, c.Nodes[2], limit)
+	pipe := "jobs.* >\x00é"
+	w := dial(t, a, pipe)
+	const n = 3000
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testTimeout)
+	defer cancel()
+	writeErr := make(chan error, 1)
+	go func() {
+		pl := client.NewPipeline(200)
+		for i := range n {
+			if err := pl.Add(ctx, w.WriteAsync(pipe, chunk(i))); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+		writeErr <- pl.Flush(ctx)
+	}()
+
+	r := dial(t, cc, pipe)
+	read := func(r *client.Client, from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			got, err := r.Read(ctx, pipe)
+			if err != nil {
+				t.Fatalf("read %d: %v", i, err)
+			}
+			if index(got) != i {
+				t.Fatalf("read chunk %d, want %d", index(got), i)
+			}
+		}
+	}
+	read(r, 0, 1000)
+	// A second reader, on another host, is refused as on one host.
+	second := dial(t, b, pipe)
+	if _, err := second.Read(ctx, pipe); err == nil || !strings.Contains(err.Error(), "already has a reader") {
+		t.Fatalf("second reader on another host: %v, want the already-has-a-reader error", err)
+	}
+	second.Disconnect()
+	if err := r.Disconnect(); err != nil {
+		t.Fatal(err)
+	}
+	r2 := dial(t, b, pipe)
+	read(r2, 1000, n)
+	if err := <-writeErr; err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Nodes[0].JS.Stream(ctx, jsname.PipeStream([]byte(pipe)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := info.CachedInfo().Config
+	if cfg.Discard != jetstream.DiscardNew || cfg.MaxBytes != limit || cfg.MaxMsgs > 0 || cfg.Replicas != 3 {
+		t.Fatalf("stream config %+v", cfg)
+	}
+}
