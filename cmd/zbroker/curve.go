@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/zbroker/zbroker/clone"
 	"github.com/zbroker/zbroker/internal/cli"
@@ -20,12 +21,15 @@ import (
 type curveFlags struct {
 	secretFile  string
 	clientsFile string
+	// admit decides on client keys; reload swaps it while handshakes
+	// read it.
+	admit atomic.Pointer[func(zmtp.CurveKey) error]
 }
 
 func registerCurveFlags(fs *flag.FlagSet) *curveFlags {
 	c := &curveFlags{}
 	fs.StringVar(&c.secretFile, "curve-secret-key-file", "", "put every tcp endpoint on CURVE, with the broker's secret key from `file` (40 Z85 characters, as zbroker keygen makes; mode 0600)")
-	fs.StringVar(&c.clientsFile, "curve-clients", "", "admit the CURVE clients whose public keys are in `file` (Z85, one per line, # comments) or czmq certificate directory; \"*\" admits any client that knows the broker's public key")
+	fs.StringVar(&c.clientsFile, "curve-clients", "", "admit the CURVE clients whose public keys are in `file` (Z85, one per line, # comments) or czmq certificate directory, read again on SIGHUP; \"*\" admits any client that knows the broker's public key")
 	return c
 }
 
@@ -47,19 +51,44 @@ func (c *curveFlags) apply(log *slog.Logger, zp *zpipes.Options, mdp *majordomo.
 	opts := &zmtp.CurveOptions{PublicKey: pub, SecretKey: sec}
 	admitted := "any"
 	if c.clientsFile != "*" {
-		keys, err := curvekey.LoadClients(c.clientsFile)
+		n, err := c.loadClients()
 		if err != nil {
-			return false, fmt.Errorf("--curve-clients: %w", err)
+			return false, err
 		}
-		if len(keys) == 0 {
-			return false, fmt.Errorf(`--curve-clients: no keys in %s (use "*" to admit any client)`, c.clientsFile)
-		}
-		opts.Authorize = curvekey.Admit(keys)
-		admitted = strconv.Itoa(len(keys))
+		opts.Authorize = func(k zmtp.CurveKey) error { return (*c.admit.Load())(k) }
+		admitted = strconv.Itoa(n)
 	}
 	zp.Curve, mdp.Curve, kv.Curve = opts, opts, opts
 	log.Info("CURVE on tcp endpoints", "public_key", pub.String(), "admitted_clients", admitted)
 	return true, nil
+}
+
+func (c *curveFlags) loadClients() (int, error) {
+	keys, err := curvekey.LoadClients(c.clientsFile)
+	if err != nil {
+		return 0, fmt.Errorf("--curve-clients: %w", err)
+	}
+	if len(keys) == 0 {
+		return 0, fmt.Errorf(`--curve-clients: no keys in %s (use "*" to admit any client)`, c.clientsFile)
+	}
+	admit := curvekey.Admit(keys)
+	c.admit.Store(&admit)
+	return len(keys), nil
+}
+
+// reload reads the admitted client keys again (on SIGHUP). New handshakes
+// use the new list; connections already open are not affected. A file
+// that cannot be read or lists no key leaves the running list in place.
+func (c *curveFlags) reload(log *slog.Logger) {
+	if c.admit.Load() == nil {
+		return // CURVE off, or any client admitted
+	}
+	n, err := c.loadClients()
+	if err != nil {
+		log.Error("CURVE client keys not reloaded; the running list is kept", "err", err)
+		return
+	}
+	log.Info("CURVE client keys reloaded", "admitted_clients", n)
 }
 
 const keygenUsage = `usage: zbroker keygen [--secret-file FILE]

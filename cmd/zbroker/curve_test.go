@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,5 +211,45 @@ func TestCurveDocsPython(t *testing.T) {
 	out, err := exec.CommandContext(ctx, py, "-c", script+"\nimport os; os._exit(0)  # no linger").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "[b'OK']" {
 		t.Fatalf("the example printed %q (%v)\n%s", out, err, log.String())
+	}
+}
+
+// SIGHUP reads --curve-clients again: a key added to the file is admitted
+// from then on, one removed is refused, and a broken file changes nothing.
+func TestCurveClientsReload(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "server.key")
+	serverKey := keygenFile(t, secret)
+	aPub, aSec, _ := zmtp.NewCurveKeyPair()
+	bPub, bSec, _ := zmtp.NewCurveKeyPair()
+	clients := filepath.Join(dir, "clients")
+	os.WriteFile(clients, []byte(aPub.String()+"\n"), 0o644)
+	log, done := startRun(t, "--no-majordomo", "--no-clone", "--endpoint", "tcp://127.0.0.1:0",
+		"--curve-secret-key-file", secret, "--curve-clients", clients, uniqueName("curvehup"))
+	defer stopRun(t, log, done)
+	ep := endpointAttr.FindStringSubmatch(log.String())[2]
+	dial := func(pub, sec zmtp.CurveKey) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := zmtp.Dial(ctx, ep, zmtp.Options{SocketType: "DEALER", Curve: &zmtp.CurveOptions{PublicKey: pub, SecretKey: sec, ServerKey: serverKey}})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if dial(aPub, aSec) != nil || dial(bPub, bSec) == nil {
+		t.Fatal("before the reload: want A admitted, B refused")
+	}
+	os.WriteFile(clients, []byte(bPub.String()+"\n"), 0o644)
+	syscall.Kill(syscall.Getpid(), syscall.SIGHUP)
+	waitLog(t, log, "CURVE client keys reloaded", "admitted_clients=1")
+	if dial(bPub, bSec) != nil || dial(aPub, aSec) == nil {
+		t.Fatal("after the reload: want B admitted, A refused")
+	}
+	os.WriteFile(clients, []byte("not a key\n"), 0o644)
+	syscall.Kill(syscall.Getpid(), syscall.SIGHUP)
+	waitLog(t, log, "CURVE client keys not reloaded")
+	if dial(bPub, bSec) != nil {
+		t.Fatal("a broken file changed the admitted keys")
 	}
 }

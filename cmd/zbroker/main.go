@@ -301,6 +301,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			break
 		}
 		rl.reload()
+		curve.reload(log)
 	}
 	sdnotify.Notify(sdnotify.Stopping)
 	log.Info("zbroker stopped", stopAll()...)
