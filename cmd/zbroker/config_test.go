@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/units"
 	"github.com/zbroker/zbroker/zpipes"
 	"github.com/zbroker/zbroker/zpipes/client"
 )
@@ -58,9 +59,12 @@ log-format json
 `)
 	t.Setenv("ZBROKER_PIPE_LIMIT", "2MiB")
 	t.Setenv("ZBROKER_MAX_PENDING", "8")
+	t.Setenv("GOMEMLIMIT", "")
 	out, done := startRun(t, "--config", cfg, "--max-pending", "9")
 	ready := waitLog(t, out, `"msg":"zbroker ready"`)
-	for _, want := range []string{`"name":"` + name + `"`, `"pipe_limit":"2MiB"`, `"total_limit":"2GiB"`, `"max_pending":9`} {
+	// The runtime's memory limit follows the total and receive limits.
+	memLimit := `"memory_limit":"` + units.FormatSize(2<<30+16<<20+memoryHeadroom) + `"`
+	for _, want := range []string{`"name":"` + name + `"`, `"pipe_limit":"2MiB"`, `"total_limit":"2GiB"`, `"max_pending":9`, memLimit} {
 		if !strings.Contains(ready, want) {
 			t.Errorf("ready line lacks %s:\n%s", want, ready)
 		}

@@ -176,3 +176,20 @@ func TestRunServiceSwitches(t *testing.T) {
 	}
 	stopRun(t, log, done)
 }
+
+func TestMemoryLimit(t *testing.T) {
+	for _, c := range []struct {
+		flag, total, receive int64
+		env                  string
+		want                 int64
+	}{
+		{0, 1 << 30, 16 << 20, "", 1<<30 + 16<<20 + memoryHeadroom},
+		{0, 64 << 20, 0, "", 64<<20 + memoryHeadroom},
+		{512 << 20, 1 << 30, 16 << 20, "", 512 << 20},
+		{512 << 20, 1 << 30, 16 << 20, "2GiB", 0},
+	} {
+		if got := memoryLimit(c.flag, c.total, c.receive, c.env); got != c.want {
+			t.Errorf("memoryLimit(%d, %d, %d, %q) = %d, want %d", c.flag, c.total, c.receive, c.env, got, c.want)
+		}
+	}
+}
