@@ -280,3 +280,48 @@ func FuzzParseCommand(f *testing.F) {
 		}
 	})
 }
+
+// dribble returns at most n bytes per Read, like a socket.
+type dribble struct {
+	r io.Reader
+	n int
+}
+
+func (d dribble) Read(p []byte) (int, error) { return d.r.Read(p[:min(len(p), d.n)]) }
+
+// Large frames arriving in pieces, through bodies that grow as they
+// arrive: every body read is whole and its own, however the reads fall,
+// and what stays charged for it is its own size.
+func TestFrameLargeBodies(t *testing.T) {
+	sizes := []int{64 << 10, 64<<10 + 1, 300 << 10, 1 << 20, 1<<20 + 5, 3<<20 + 7, 1 << 20}
+	var wire []byte
+	for i, n := range sizes {
+		wire = appendFrameHeader(wire, 0, n)
+		wire = append(wire, patterned(n, byte(i))...)
+	}
+	for _, step := range []int{1000, 64 << 10, 200 << 10} {
+		r := bufio.NewReaderSize(dribble{bytes.NewReader(wire), step}, 64<<10)
+		var bodies [][]byte
+		for i, n := range sizes {
+			charged := 0
+			_, body, err := readFrameInto(r, 1<<30, nil, func(k int) error { charged += k; return nil })
+			if err != nil {
+				t.Fatalf("step %d, frame %d: %v", step, i, err)
+			}
+			if len(body) != n || cap(body) != n {
+				t.Fatalf("step %d, frame %d: %d bytes (cap %d), want %d", step, i, len(body), cap(body), n)
+			}
+			if charged != n {
+				t.Errorf("step %d, frame %d of %d bytes: %d charged", step, i, n, charged)
+			}
+			bodies = append(bodies, body)
+		}
+		// Checked after all were read: no body shares memory with a
+		// staging buffer used again later.
+		for i, b := range bodies {
+			if !bytes.Equal(b, patterned(sizes[i], byte(i))) {
+				t.Fatalf("step %d, frame %d: body differs", step, i)
+			}
+		}
+	}
+}
