@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zbroker/zbroker/zmtp"
 	"github.com/zbroker/zbroker/zpipes"
 	"github.com/zbroker/zbroker/zpipes/client"
 )
@@ -194,4 +195,43 @@ func ExampleDial_noBroker() {
 	_, err := client.Dial(context.Background(), fmt.Sprintf("nobody-%x", rand.Uint64()))
 	fmt.Println(errors.Is(err, client.ErrNoBroker))
 	// Output: true
+}
+
+// A client of a broker whose tcp endpoints are on CURVE (docs/curve.md).
+func ExampleWithCurve() {
+	// The broker's key pair; a real broker reads its secret key with
+	// --curve-secret-key-file, and its clients know only the public key.
+	brokerPublic, brokerSecret, _ := zmtp.NewCurveKeyPair()
+	srv, err := zpipes.Start(zpipes.Options{Endpoint: "tcp://127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Curve: &zmtp.CurveOptions{PublicKey: brokerPublic, SecretKey: brokerSecret}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	endpoint := srv.Endpoint() // normally: the broker's tcp://HOST:PORT
+	ctx := context.Background()
+
+	public, secret, _ := zmtp.NewCurveKeyPair() // or curvekey.LoadSecret("me.key")
+	c, err := client.DialEndpoint(ctx, endpoint, client.WithCurve(&zmtp.CurveOptions{
+		ServerKey: brokerPublic, // the broker's public key: zmtp.ParseCurveKey("rq:rM>}U?...")
+		PublicKey: public,       // our key pair, admitted by --curve-clients
+		SecretKey: secret,
+	}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Disconnect()
+	if err := c.Open(ctx, "secrets"); err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Write(ctx, "secrets", []byte("sent encrypted")); err != nil {
+		log.Fatal(err)
+	}
+	chunk, err := c.Read(ctx, "secrets")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s\n", chunk)
+	// Output:
+	// sent encrypted
 }
