@@ -21,6 +21,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -75,6 +76,7 @@ type config struct {
 	libzmq        libzmqTools // set when the C programs are built
 	notes         []string
 	Curve         *zmtp.CurveOptions `json:"-"`
+	ClusterNodes  []int              // --cluster: run the cluster comparison only
 }
 
 // libzmqRelay is the C relay's server name; "relay" is the Go relay on
@@ -208,6 +210,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
+	if len(cfg.ClusterNodes) > 0 {
+		return runCluster(cfg, cfg.ClusterNodes, stdout, stderr)
+	}
 	if cfg.Client == "libzmq" || !cfg.NoLibzmqRelay {
 		tools, err := buildLibzmq()
 		switch {
@@ -320,6 +325,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 		cfg.Curve = &zmtp.CurveOptions{ServerKey: k}
 		cfg.Curve.PublicKey, cfg.Curve.SecretKey, err = zmtp.NewCurveKeyPair()
 		return err
+	})
+	fs.Func("cluster", "only compare, on embedded JetStream clusters of these `sizes` (e.g. 1,3), zpipes in cluster mode with a bare nats.go publisher and consumer (docs/cluster.md)", func(v string) error {
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 || n > 5 {
+				return fmt.Errorf("%q is not a node count from 1 to 5", f)
+			}
+			cfg.ClusterNodes = append(cfg.ClusterNodes, n)
+		}
+		return nil
 	})
 	fs.StringVar(&cfg.ProfileDir, "profile", "", "write CPU profiles into `dir`: one per child broker and case (NN-SERVER-CASE.pprof), and bench.pprof for the load generator")
 	fs.Usage = func() {

@@ -454,19 +454,34 @@ func isFull(err error) bool {
 	return errors.Is(err, jetstream.ErrMaxBytesExceeded) || strings.Contains(err.Error(), "maximum bytes")
 }
 
-// streamConfig is a pipe's stream. No MaxMsgs: together with MaxBytes it
-// would refuse chunks by count.
 func (q *pipeQueue) streamConfig() jetstream.StreamConfig {
+	return PipeStreamConfig([]byte(q.name), q.s.pipeLimit, q.s.replicas)
+}
+
+// PipeStreamConfig is the stream of a pipe. No MaxMsgs: together with
+// MaxBytes it would refuse chunks by count.
+func PipeStreamConfig(pipe []byte, pipeLimit int64, replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        q.stream,
+		Name:        jsname.PipeStream(pipe),
 		Description: "zbroker pipe",
-		Subjects:    []string{q.subject},
+		Subjects:    []string{jsname.PipeSubject(pipe)},
 		Retention:   jetstream.WorkQueuePolicy,
 		Discard:     jetstream.DiscardNew,
-		MaxBytes:    q.s.pipeLimit,
+		MaxBytes:    pipeLimit,
 		Storage:     jetstream.FileStorage,
-		Replicas:    q.s.replicas,
-		Metadata:    map[string]string{"zbroker-pipe": jsname.Encode([]byte(q.name))},
+		Replicas:    replicas,
+		Metadata:    map[string]string{"zbroker-pipe": jsname.Encode(pipe)},
+	}
+}
+
+// PipeConsumerConfig is the durable consumer of a pipe's reader.
+func PipeConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       readerConsumer,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxAckPending: prefetch,
+		MaxDeliver:    -1,
 	}
 }
 
@@ -598,13 +613,7 @@ func (q *pipeQueue) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	var cons jetstream.Consumer
 	err := natsnode.Retry(ctx, "creating pipe consumer", q.s.log, func(ctx context.Context) error {
 		var err error
-		cons, err = q.s.js.CreateOrUpdateConsumer(ctx, q.stream, jetstream.ConsumerConfig{
-			Durable:       readerConsumer,
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       ackWait,
-			MaxAckPending: prefetch,
-			MaxDeliver:    -1,
-		})
+		cons, err = q.s.js.CreateOrUpdateConsumer(ctx, q.stream, PipeConsumerConfig())
 		return err
 	})
 	return cons, err
