@@ -42,7 +42,8 @@ func readFrame(r *bufio.Reader, budget int64) (flags byte, body []byte, err erro
 // already arrived (or firstChunk) and grows fourfold as more does (fewer
 // copies than doubling, for the same bound on the excess), so a peer
 // announcing a large frame and stalling holds little of ours. charge, if
-// not nil, is called before each such allocation.
+// not nil, is called before each such allocation. The final body may be
+// one given back with Recycle.
 func readFrameInto(r *bufio.Reader, budget int64, buf []byte, charge func(int) error) (flags byte, body []byte, err error) {
 	flags, err = r.ReadByte()
 	if err != nil {
@@ -86,7 +87,14 @@ func readFrameInto(r *bufio.Reader, budget int64, buf []byte, charge func(int) e
 					return 0, nil, err
 				}
 			}
-			grown := make([]byte, len(body), next)
+			var grown []byte
+			if next == size {
+				grown = reuseBody(int(size))
+			}
+			if grown == nil {
+				grown = make([]byte, 0, next)
+			}
+			grown = grown[:len(body)]
 			copy(grown, body)
 			body = grown
 			next = min(4*next, size)

@@ -1,6 +1,9 @@
 package zpipes
 
-import "github.com/zbroker/zbroker/internal/deque"
+import (
+	"github.com/zbroker/zbroker/internal/deque"
+	"github.com/zbroker/zbroker/zmtp"
+)
 
 // NewMemoryStore returns the Store that keeps chunks in this process's
 // memory: everything is stored at once and lost when the process ends.
@@ -87,7 +90,13 @@ func (q *memQueue) Next() (Chunk, bool) {
 	return Chunk{Data: chunk}, true
 }
 
-func (q *memQueue) Consumed([]Chunk) {}
+// Consumed gives the chunks' memory back to the transport: written in
+// full to their reader's socket, they are referenced nowhere else.
+func (q *memQueue) Consumed(cs []Chunk) {
+	for _, c := range cs {
+		zmtp.Recycle(c.Data)
+	}
+}
 
 func (q *memQueue) Return(cs []Chunk) {
 	for i := len(cs) - 1; i >= 0; i-- {
