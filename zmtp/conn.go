@@ -675,6 +675,10 @@ func (w *batchWriter) write(nc net.Conn, batch []Outgoing, sealer *curveSealer) 
 // rather than held whole.
 const sealedFlushAt = 256 << 10
 
+// sealedScratchKeep is the largest boxed-batch buffer a connection keeps
+// between batches.
+const sealedScratchKeep = 64 << 10
+
 // writeSealed is write under CURVE: every frame and command is boxed in a
 // MESSAGE frame in w.scratch.
 func (w *batchWriter) writeSealed(nc net.Conn, batch []Outgoing, s *curveSealer) (int, error) {
@@ -708,8 +712,8 @@ func (w *batchWriter) writeSealed(nc net.Conn, batch []Outgoing, s *curveSealer)
 		flushed += int64(len(w.scratch))
 		w.scratch = w.scratch[:0]
 	}
-	if cap(w.scratch) > scratchKeep {
-		w.scratch = nil
+	if cap(w.scratch) > sealedScratchKeep {
+		w.scratch = nil // an idle connection keeps no large buffer
 	}
 	return len(batch), nil
 }

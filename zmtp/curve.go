@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/curve25519"
 	"golang.org/x/crypto/nacl/box"
@@ -320,27 +321,61 @@ func messagePrefix(fromServer bool) string {
 // appendFrame appends body boxed in a MESSAGE frame. A command (the
 // inner COMMAND flag set) has its name prepended inside the box.
 func (s *curveSealer) appendFrame(dst []byte, inner byte, command string, body []byte) []byte {
-	s.plain = append(s.plain[:0], inner)
-	if command != "" {
-		s.plain = append(s.plain, byte(len(command)))
-		s.plain = append(s.plain, command...)
+	plain := s.plain[:0]
+	var pooled *[]byte
+	if len(body) > scratchKeep {
+		pooled = getBuf(1 + len(body))
+		plain = *pooled
 	}
-	s.plain = append(s.plain, body...)
+	plain = append(plain, inner)
+	if command != "" {
+		plain = append(plain, byte(len(command)))
+		plain = append(plain, command...)
+	}
+	plain = append(plain, body...)
 	s.last++
 	binary.BigEndian.PutUint64(s.nonce[16:], s.last)
-	dst = appendFrameHeader(dst, 0, len(messageCommand)+8+box.Overhead+len(s.plain))
+	dst = appendFrameHeader(dst, 0, len(messageCommand)+8+box.Overhead+len(plain))
 	dst = append(dst, messageCommand...)
 	dst = append(dst, s.nonce[16:]...)
-	dst = box.SealAfterPrecomputation(dst, s.plain, &s.nonce, &s.shared)
-	if cap(s.plain) > scratchKeep {
-		s.plain = nil // a huge frame's scratch is not kept for ever
+	dst = box.SealAfterPrecomputation(dst, plain, &s.nonce, &s.shared)
+	if pooled != nil {
+		*pooled = plain
+		putBuf(pooled)
+	} else {
+		s.plain = plain
 	}
 	return dst
 }
 
-// scratchKeep is the largest scratch buffer a connection keeps between
-// frames.
-const scratchKeep = 1 << 20
+// scratchKeep is the largest scratch buffer a connection keeps for itself
+// between frames; larger ones come from bigBufs and go back, so an idle
+// connection holds little memory whatever it once carried.
+const scratchKeep = 8 << 10
+
+// bigBufs recycles the buffers of large frames among all connections.
+// They travel as pointers, which sync.Pool stores without allocating.
+var bigBufs sync.Pool // of *[]byte
+
+// getBuf returns a buffer, empty, of capacity n or more.
+func getBuf(n int) *[]byte {
+	p, _ := bigBufs.Get().(*[]byte)
+	if p == nil {
+		p = new([]byte)
+	}
+	if cap(*p) < n {
+		*p = make([]byte, 0, max(n, 64<<10))
+	}
+	*p = (*p)[:0]
+	return p
+}
+
+// putBuf gives p back to bigBufs, unless its buffer is huge.
+func putBuf(p *[]byte) {
+	if cap(*p) <= 4<<20 {
+		bigBufs.Put(p)
+	}
+}
 
 // curveOpener opens incoming MESSAGE frames; the reader goroutine owns it.
 type curveOpener struct {
