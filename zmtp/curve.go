@@ -424,10 +424,13 @@ func (o *curveOpener) readFrame(br *bufio.Reader, budget int64, charge func(int)
 	if err != nil {
 		return 0, nil, err
 	}
+	flags, body, err = o.open(msg)
 	if cap(msg) <= scratchKeep {
 		o.buf = msg[:0]
+	} else {
+		Recycle(msg) // opened into a buffer of its own: nobody holds msg
 	}
-	return o.open(msg)
+	return flags, body, err
 }
 
 // curveHandshake runs the CURVE commands after the greetings. ours is our
