@@ -349,7 +349,6 @@ func (c *Conn) waitReadable() error {
 			return nil
 		}
 		if tick == nil {
-			c.spillReader() // hold no read buffer while paused
 			every := 250 * time.Millisecond
 			if c.minor >= 1 {
 				every = keepAliveEvery
@@ -369,6 +368,9 @@ func (c *Conn) waitReadable() error {
 			if peerHungUp(c.nc) {
 				return io.EOF
 			}
+			// Paused for a while: hold no read buffer (a short pause
+			// is not worth the copy).
+			c.spillReader()
 			c.keepPeerAlive()
 		}
 	}

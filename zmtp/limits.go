@@ -158,7 +158,7 @@ func (c *Conn) releaseReader() {
 	c.br.Reset(nil)
 	readerPool.Put(c.br)
 	c.br = nil
-	c.rs.guard.unreserve(c.rs.held)
+	c.rs.guard.unreserve(c, c.rs.held)
 	c.rs.held = 0
 }
 
@@ -184,7 +184,7 @@ func (c *Conn) beginPartial() {
 func (c *Conn) endPartial() {
 	c.rs.partial = false
 	if c.br != nil && c.rs.held > readBufferSize {
-		c.rs.guard.unreserve(c.rs.held - readBufferSize)
+		c.rs.guard.unreserve(c, c.rs.held-readBufferSize)
 		c.rs.held = readBufferSize
 	}
 	if !c.rs.due.IsZero() {
@@ -210,7 +210,7 @@ func (c *Conn) spillReader() {
 
 // releaseAll gives back everything when the connection ends.
 func (c *Conn) releaseAll() {
-	c.rs.guard.unreserve(c.rs.held)
+	c.rs.guard.unreserve(c, c.rs.held)
 	c.rs.held = 0
 	if c.br != nil {
 		c.br.Reset(nil)
@@ -300,15 +300,16 @@ func (g *Guard) reserve(c *Conn, n int64, due time.Time, stop <-chan struct{}) e
 	}
 }
 
-// unreserve gives back n bytes held by c.
-func (g *Guard) unreserve(n int64) {
+// unreserve gives back n bytes held by c; c's right to go past the limit
+// ends with it (it gives bytes back when its message is done).
+func (g *Guard) unreserve(c *Conn, n int64) {
 	b := &g.budget
 	if b.limit <= 0 || n == 0 {
 		return
 	}
 	b.mu.Lock()
 	b.used -= n
-	if b.over != nil && b.used <= b.limit {
+	if b.over == c || b.used <= b.limit {
 		b.over = nil
 	}
 	if b.room != nil {
