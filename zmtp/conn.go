@@ -227,9 +227,9 @@ func signal(ch chan struct{}) {
 
 // newConn takes over from the handshake, whose reader hsr may hold bytes
 // the peer sent after its READY.
-func newConn(nc net.Conn, hsr *bufio.Reader, opts *Options, hs handshakeResult, events chan<- Event, done <-chan struct{}) *Conn {
+func newConn(id uint64, nc net.Conn, hsr *bufio.Reader, opts *Options, hs handshakeResult, events chan<- Event, done <-chan struct{}) *Conn {
 	c := &Conn{
-		id:         connIDs.Add(1),
+		id:         id,
 		nc:         nc,
 		opts:       opts,
 		minor:      hs.minor,
@@ -470,9 +470,9 @@ func (c *Conn) readMessage() ([][]byte, error) {
 
 func (c *Conn) readFrame(budget int64) (flags byte, body []byte, err error) {
 	if c.opener != nil {
-		return c.opener.readFrame(c.br, budget, c.rs.charge)
+		return c.opener.readFrame(c.br, budget, &c.rs)
 	}
-	return readFrameInto(c.br, budget, nil, c.rs.charge)
+	return readFrameInto(c.br, budget, nil, &c.rs)
 }
 
 func isHeartbeat(command []byte) bool {

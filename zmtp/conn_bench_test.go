@@ -8,7 +8,13 @@ import (
 // BenchmarkConnStream64 streams 64-byte messages from a dialed connection
 // to a listening socket over abstract ipc: the broker's read path under
 // load (buffered decoding, many messages per read).
-func BenchmarkConnStream64(b *testing.B) {
+func BenchmarkConnStream64(b *testing.B) { benchStream(b, 64) }
+
+// BenchmarkConnStream1MiB is the same with 1 MiB messages: frames larger
+// than the read buffer, read as they arrive.
+func BenchmarkConnStream1MiB(b *testing.B) { benchStream(b, 1<<20) }
+
+func benchStream(b *testing.B, size int) {
 	var got atomic.Int64
 	done := make(chan struct{})
 	var want int64
@@ -19,9 +25,9 @@ func BenchmarkConnStream64(b *testing.B) {
 	})
 	c := dialT(b, ts.endpoint(), Options{})
 	ts.next(Connected)
-	msg := [][]byte{make([]byte, 64)}
+	msg := [][]byte{make([]byte, size)}
 	atomic.StoreInt64(&want, int64(b.N))
-	b.SetBytes(64)
+	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {

@@ -419,8 +419,8 @@ func (o *curveOpener) open(msg []byte) (flags byte, body []byte, err error) {
 }
 
 // readFrame reads one frame under CURVE: a boxed MESSAGE.
-func (o *curveOpener) readFrame(br *bufio.Reader, budget int64, charge func(int) error) (flags byte, body []byte, err error) {
-	_, msg, err := readFrameInto(br, budget+int64(curveFrameOverhead), o.buf, charge)
+func (o *curveOpener) readFrame(br *bufio.Reader, budget int64, mem frameMemory) (flags byte, body []byte, err error) {
+	_, msg, err := readFrameInto(br, budget+int64(curveFrameOverhead), o.buf, mem)
 	if err != nil {
 		return 0, nil, err
 	}

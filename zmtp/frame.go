@@ -37,14 +37,23 @@ func readFrame(r *bufio.Reader, budget int64) (flags byte, body []byte, err erro
 	return readFrameInto(r, budget, nil, nil)
 }
 
+// frameMemory accounts for the memory of frames being read (see
+// readState): charge before each allocation, and how many bytes of the
+// frame have arrived in the kernel beyond r's buffer.
+type frameMemory interface {
+	charge(n int) error
+	queued() int
+}
+
 // readFrameInto is readFrame reading the body into buf when it fits,
-// else into memory that grows as the body arrives: it gets what has
-// already arrived (or firstChunk) and grows fourfold as more does (fewer
-// copies than doubling, for the same bound on the excess), so a peer
-// announcing a large frame and stalling holds little of ours. charge, if
-// not nil, is called before each such allocation. The final body may be
-// one given back with Recycle.
-func readFrameInto(r *bufio.Reader, budget int64, buf []byte, charge func(int) error) (flags byte, body []byte, err error) {
+// else into memory that grows as the body arrives: never more than eight
+// times the bytes that have arrived (in r's buffer, or in the kernel's as
+// mem.queued says), at least firstChunk: four times, or the whole size
+// once that is no more than twice as much. A peer announcing a large frame
+// and stalling holds little of ours, and a frame arriving fast gets its
+// whole size in one or two steps. mem may be nil: no accounting. The
+// final body may be one given back with Recycle.
+func readFrameInto(r *bufio.Reader, budget int64, buf []byte, mem frameMemory) (flags byte, body []byte, err error) {
 	flags, err = r.ReadByte()
 	if err != nil {
 		return 0, nil, err
@@ -79,11 +88,18 @@ func readFrameInto(r *bufio.Reader, budget int64, buf []byte, charge func(int) e
 		}
 		return flags, body, nil
 	}
-	next := min(size, uint64(max(firstChunk, r.Buffered())))
 	for uint64(len(body)) < size || body == nil {
 		if len(body) == cap(body) {
-			if charge != nil {
-				if err := charge(int(next) - cap(body)); err != nil {
+			arrived := len(body) + r.Buffered()
+			if mem != nil {
+				arrived += mem.queued()
+			}
+			next := uint64(max(firstChunk, 4*arrived))
+			if 2*next >= size { // half way there: take it all, no more copies
+				next = size
+			}
+			if mem != nil {
+				if err := mem.charge(int(next) - cap(body)); err != nil {
 					return 0, nil, err
 				}
 			}
@@ -97,7 +113,6 @@ func readFrameInto(r *bufio.Reader, budget int64, buf []byte, charge func(int) e
 			grown = grown[:len(body)]
 			copy(grown, body)
 			body = grown
-			next = min(4*next, size)
 		}
 		n, err := io.ReadFull(r, body[len(body):cap(body)])
 		body = body[:len(body)+n]

@@ -303,8 +303,9 @@ func TestFrameLargeBodies(t *testing.T) {
 		r := bufio.NewReaderSize(dribble{bytes.NewReader(wire), step}, 64<<10)
 		var bodies [][]byte
 		for i, n := range sizes {
-			charged := 0
-			_, body, err := readFrameInto(r, 1<<30, nil, func(k int) error { charged += k; return nil })
+			var mem testMemory
+			_, body, err := readFrameInto(r, 1<<30, nil, &mem)
+			charged := mem.charged
 			if err != nil {
 				t.Fatalf("step %d, frame %d: %v", step, i, err)
 			}

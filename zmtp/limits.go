@@ -28,12 +28,35 @@ const (
 	readBufferSize      = 64 << 10
 	handshakeBufferSize = 256
 	smallRead           = 512
-	// firstChunk is what a frame body may get up front beyond the bytes
-	// already buffered; it then grows as bytes arrive.
+	// firstChunk is the least a frame body gets up front; beyond it, it
+	// grows with the bytes that arrive (readFrameInto).
 	firstChunk = 4 << 10
 )
 
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+// spareReaders keeps read buffers given back, for the next connection
+// that needs one: a bounded free list rather than a sync.Pool, which
+// every GC empties, so busy connections (large messages bring many GCs)
+// do not allocate and zero a new 64 KiB buffer per message. At most
+// 4 MiB waits here.
+var spareReaders = make(chan *bufio.Reader, 64)
+
+func getReader(src *connSource) *bufio.Reader {
+	select {
+	case br := <-spareReaders:
+		br.Reset(src)
+		return br
+	default:
+		return bufio.NewReaderSize(src, readBufferSize)
+	}
+}
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	select {
+	case spareReaders <- br:
+	default:
+	}
+}
 
 // ErrMessageTimeout ends a connection whose peer did not finish a message
 // within the Guard's MessageTimeout; ErrIdleTimeout one that said nothing
@@ -66,16 +89,18 @@ type readState struct {
 	src      connSource
 	rc       syscall.RawConn // to wait for data without a buffer; nil if none
 	readFn   func(uintptr) bool
+	inqFn    func(uintptr) // rs.inq, bound once
+	inqN     int
 	small    [smallRead]byte // see readSmall
 	smallN   int
 	smallErr syscall.Errno
 	guard    *Guard
-	charge   func(int) error // Conn.charge, bound once
-	held     int64           // bytes charged to the guard's budget
-	partial  bool            // a message is being received
-	due      time.Time       // when it must be complete
-	arrived  time.Time       // when the bytes awaitMessage waited for came
-	idleAt   time.Time       // the idle deadline set on the socket, if any
+	conn     *Conn
+	held     int64     // bytes charged to the guard's budget
+	partial  bool      // a message is being received
+	due      time.Time // when it must be complete
+	arrived  time.Time // when the bytes awaitMessage waited for came
+	idleAt   time.Time // the idle deadline set on the socket, if any
 }
 
 // sooner is t, or the message's deadline if that comes first.
@@ -100,7 +125,8 @@ func (c *Conn) initReadState(hsr *bufio.Reader, g *Guard) {
 		c.rs.rc, _ = sc.SyscallConn()
 	}
 	c.rs.guard = g
-	c.rs.charge = c.charge
+	c.rs.conn = c
+	c.rs.inqFn = c.rs.inq
 	c.rs.readFn = c.rs.readInto
 }
 
@@ -144,9 +170,7 @@ func (c *Conn) awaitMessage(budget int64) ([][]byte, error) {
 	if err := c.charge(readBufferSize); err != nil {
 		return nil, err
 	}
-	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(&c.rs.src)
-	c.br = br
+	c.br = getReader(&c.rs.src)
 	return nil, nil
 }
 
@@ -155,8 +179,7 @@ func (c *Conn) releaseReader() {
 	if c.br == nil || c.br.Buffered() > 0 {
 		return
 	}
-	c.br.Reset(nil)
-	readerPool.Put(c.br)
+	putReader(c.br)
 	c.br = nil
 	c.rs.guard.unreserve(c, c.rs.held)
 	c.rs.held = 0
@@ -213,19 +236,20 @@ func (c *Conn) releaseAll() {
 	c.rs.guard.unreserve(c, c.rs.held)
 	c.rs.held = 0
 	if c.br != nil {
-		c.br.Reset(nil)
-		readerPool.Put(c.br)
+		putReader(c.br)
 		c.br = nil
 	}
 }
 
 // charge takes n bytes of the budget, waiting for room until the
 // message's deadline.
-func (c *Conn) charge(n int) error {
-	if err := c.rs.guard.reserve(c, int64(n), c.rs.due, c.closing); err != nil {
+func (c *Conn) charge(n int) error { return c.rs.charge(n) }
+
+func (rs *readState) charge(n int) error {
+	if err := rs.guard.reserve(rs.conn, int64(n), rs.due, rs.conn.closing); err != nil {
 		return err
 	}
-	c.rs.held += int64(n)
+	rs.held += int64(n)
 	return nil
 }
 

@@ -8,26 +8,46 @@ import (
 	"time"
 )
 
-// A frame's body grows with the bytes that arrive, not with the size its
-// header announces.
+// testMemory records charges and reports inKernel bytes as queued.
+type testMemory struct {
+	charged, allocs, inKernel int
+	err                       error
+}
+
+func (m *testMemory) charge(n int) error {
+	m.charged += n
+	m.allocs++
+	return m.err
+}
+
+func (m *testMemory) queued() int { return m.inKernel }
+
+// A frame's body grows with the bytes that arrive (at most eight times
+// them), not with the size its header announces; a frame whose bytes have
+// all arrived gets its size in one allocation.
 func TestFrameGrowsAsBytesArrive(t *testing.T) {
 	for _, got := range []int{0, 100, 10 << 10, 300 << 10} {
 		wire := binary.BigEndian.AppendUint64([]byte{flagLong}, 1<<20)
 		wire = append(wire, make([]byte, got)...)
-		charged := 0
-		_, _, err := readFrameInto(reader(wire), 1<<30, nil, func(n int) error { charged += n; return nil })
+		var mem testMemory
+		_, _, err := readFrameInto(reader(wire), 1<<30, nil, &mem)
 		if err != io.ErrUnexpectedEOF {
 			t.Fatalf("%d of 1 MiB: %v, want io.ErrUnexpectedEOF", got, err)
 		}
-		if limit := 4*got + firstChunk + 4096; charged > limit {
-			t.Errorf("%d bytes of a 1 MiB frame arrived: %d charged, want at most %d", got, charged, limit)
+		if limit := 8*(got+4096) + firstChunk; mem.charged > limit {
+			t.Errorf("%d bytes of a 1 MiB frame arrived: %d charged, want at most %d", got, mem.charged, limit)
 		}
 	}
-	// A refused charge ends the read.
+	// All arrived (the kernel holds the rest): one allocation.
 	wire := binary.BigEndian.AppendUint64([]byte{flagLong}, 1<<20)
 	wire = append(wire, make([]byte, 1<<20)...)
+	mem := testMemory{inKernel: 1 << 20}
+	if _, body, err := readFrameInto(reader(wire), 1<<30, nil, &mem); err != nil || len(body) != 1<<20 || mem.allocs != 1 || mem.charged != 1<<20 {
+		t.Fatalf("arrived frame: %d bytes, %v; %d allocations charging %d", len(body), err, mem.allocs, mem.charged)
+	}
+	// A refused charge ends the read.
 	stop := errors.New("no room")
-	if _, _, err := readFrameInto(reader(wire), 1<<30, nil, func(int) error { return stop }); err != stop {
+	if _, _, err := readFrameInto(reader(wire), 1<<30, nil, &testMemory{err: stop}); err != stop {
 		t.Fatalf("refused charge: %v", err)
 	}
 }

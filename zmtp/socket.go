@@ -132,11 +132,13 @@ func (s *Socket) acceptLoop() {
 			continue
 		}
 		s.wg.Add(1)
-		go s.serve(nc, peer)
+		// IDs in accept order: "oldest first" means what it says even
+		// when handshakes finish out of order.
+		go s.serve(connIDs.Add(1), nc, peer)
 	}
 }
 
-func (s *Socket) serve(nc net.Conn, peer Peer) {
+func (s *Socket) serve(id uint64, nc net.Conn, peer Peer) {
 	defer s.wg.Done()
 	defer s.opts.Guard.release(peer)
 	// Close closes peers still in their handshake rather than waiting up
@@ -159,7 +161,7 @@ func (s *Socket) serve(nc net.Conn, peer Peer) {
 		nc.Close()
 		return
 	}
-	c := newConn(nc, br, &s.opts, hs, s.events, s.done)
+	c := newConn(id, nc, br, &s.opts, hs, s.events, s.done)
 	c.peer = peer
 	s.mu.Lock()
 	if s.closed {
@@ -236,7 +238,7 @@ func Dial(ctx context.Context, endpoint string, opts Options) (*Conn, error) {
 	if opts.Guard == nil {
 		opts.Guard = &unguarded
 	}
-	c := newConn(nc, br, &opts, hs, events, nil)
+	c := newConn(connIDs.Add(1), nc, br, &opts, hs, events, nil)
 	c.peer = peer
 	c.dialed = true
 	c.userClosed = make(chan struct{})

@@ -44,3 +44,21 @@ func (rs *readState) readInto(fd uintptr) bool {
 		return true
 	}
 }
+
+// queued says how many bytes wait in the socket's receive queue (SIOCINQ):
+// bytes of a frame that have arrived though we have not read them.
+func (rs *readState) queued() int {
+	if rs.rc == nil {
+		return 0
+	}
+	rs.inqN = 0
+	rs.rc.Control(rs.inqFn)
+	return rs.inqN
+}
+
+func (rs *readState) inq(fd uintptr) {
+	var n int32
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n))); errno == 0 && n > 0 {
+		rs.inqN = int(n)
+	}
+}
