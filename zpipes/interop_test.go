@@ -914,11 +914,12 @@ func TestInteropKilledReader(t *testing.T) {
 }
 
 // A reader that pipelines more READs than the broker reads ahead
-// (MaxPendingReplies) has the rest still unread in its socket when it is
+// (PendingLimit) has the rest still unread in its socket when it is
 // killed; the broker must notice its death all the same and release the
 // reader role.
 func TestInteropKilledReaderWithManyPipelinedReads(t *testing.T) {
-	srv := ixStartBroker(t, "killedmany", zpipes.Options{}) // MaxPendingReplies 1000
+	// About 1,000 waiting READs fit in 256 KiB; the reader sends 1,500.
+	srv := ixStartBroker(t, "killedmany", zpipes.Options{PendingLimit: 256 << 10})
 	ep := srv.Endpoint()
 	const reads = 1500
 	r1 := ixStartPeer(t, ep, "DEALER", "reader-1")
@@ -1310,7 +1311,7 @@ func TestInteropBinaryLifecycle(t *testing.T) {
 	t.Run("flags", func(t *testing.T) {
 		name := ixName("flags")
 		ep := "ipc://@" + ixName("endpoint")
-		b := ixStartBinary(t, bin, "-v", "--endpoint", ep, "--max-chunk", "4KiB", "--max-pending", "5", name)
+		b := ixStartBinary(t, bin, "-v", "--endpoint", ep, "--max-chunk", "4KiB", "--pending-limit", "2KiB", name)
 		b.waitStarted()
 		good := ixStartPeer(t, ep, "DEALER", "good")
 		good.expect(ok, "OPEN", "p")

@@ -25,10 +25,13 @@ type Options struct {
 	// MaxChunkSize bounds one chunk; a client sending a larger message is
 	// disconnected. Default 256 MiB.
 	MaxChunkSize int64
-	// MaxPendingReplies bounds the replies one connection may have
-	// outstanding (waiting READs, held WRITEs) before the broker stops
-	// reading its commands. Default 1000.
-	MaxPendingReplies int
+	// PendingLimit bounds what one connection's replies not yet sent
+	// hold (slotCost per reply owed, plus its envelope and, for a reply
+	// waiting behind an earlier one, its chunk) before the broker stops
+	// reading its commands. Bytes, not a count of replies: a client that
+	// sends thousands of READs before the WRITEs that feed them, on the
+	// same connection, must not deadlock itself. Default 64 MiB.
+	PendingLimit int64
 	// MaxPipesPerConnection bounds the pipes one connection has open; an
 	// OPEN beyond it gets ERROR "too many pipes open on this connection".
 	// Default 1024.
@@ -64,8 +67,8 @@ func (o Options) WithDefaults() Options {
 	if o.MaxChunkSize <= 0 {
 		o.MaxChunkSize = 256 << 20
 	}
-	if o.MaxPendingReplies <= 0 {
-		o.MaxPendingReplies = 1000
+	if o.PendingLimit <= 0 {
+		o.PendingLimit = 64 << 20
 	}
 	if o.MaxPipesPerConnection <= 0 {
 		o.MaxPipesPerConnection = 1024
@@ -132,6 +135,7 @@ type client struct {
 	// order: replies on a connection must keep the order of its
 	// commands, and a READ may wait while later commands complete.
 	slots  []*slot
+	owed   int64 // what the slots hold, see PendingLimit
 	held   int64 // bytes (+64 each) of this client's WRITEs held back
 	paused bool
 	gone   bool
@@ -160,23 +164,39 @@ type sentChunk struct {
 // READs that will drain it; beyond this its backlog stays in its socket.
 const heldReadAhead = 1 << 20
 
+// slotCost is what a reply owed counts against PendingLimit beyond its
+// frames: the slot, its place in the lists that refer to it.
+const slotCost = 256
+
 // slot is a reply owed to a client.
 type slot struct {
 	env      [][]byte
 	reply    [][]byte
+	cost     int64 // counted in its client's owed
 	ready    bool
 	from     *pipe  // a READ reply: the pipe its chunk was taken from
 	id       uint64 // and the chunk's store ID
 	heldBack *pipe  // an unanswered WRITE held by the memory limits
 }
 
-// newSlot makes a slot for a reply. The envelope is copied because the
-// transport's frame lists share blocks that must not be kept alive.
-func newSlot(env [][]byte) *slot {
+// owe appends a slot for a reply to c's. The envelope is copied because
+// the transport's frame lists share blocks that must not be kept alive.
+func (s *Server) owe(c *client, env [][]byte) *slot {
 	if len(env) > 0 {
 		env = append([][]byte(nil), env...)
 	}
-	return &slot{env: env}
+	sl := &slot{env: env, cost: slotCost + framesSize(env)}
+	c.slots = append(c.slots, sl)
+	c.owed += sl.cost
+	return sl
+}
+
+func framesSize(frames [][]byte) int64 {
+	var n int64
+	for _, f := range frames {
+		n += int64(len(f))
+	}
+	return n
 }
 
 var (
@@ -503,9 +523,8 @@ func (s *Server) refuse(c *client, env [][]byte, reason string) {
 func (s *Server) write(c *client, p *pipe, env [][]byte, chunk []byte) {
 	q := p.queueOf(c)
 	if len(p.waiting) == 0 && (q.held > 0 || !s.room(p, q)) {
-		sl := newSlot(env)
+		sl := s.owe(c, env)
 		sl.heldBack = p
-		c.slots = append(c.slots, sl)
 		p.stalled = append(p.stalled, stalledWrite{c: c, q: q, slot: sl, chunk: chunk})
 		s.stalledPipes[p] = struct{}{}
 		q.held++
@@ -517,9 +536,7 @@ func (s *Server) write(c *client, p *pipe, env [][]byte, chunk []byte) {
 		s.respond(c, env, okReply, nil, 0)
 		return
 	}
-	sl := newSlot(env)
-	c.slots = append(c.slots, sl)
-	c.storing.PushBack(sl)
+	c.storing.PushBack(s.owe(c, env))
 	s.updatePause(c)
 }
 
@@ -550,9 +567,7 @@ func (s *Server) read(c *client, p *pipe, env [][]byte) {
 			return
 		}
 	}
-	sl := newSlot(env)
-	c.slots = append(c.slots, sl)
-	p.waiting = append(p.waiting, sl)
+	p.waiting = append(p.waiting, s.owe(c, env))
 	s.updatePause(c)
 	s.admit(p)
 }
@@ -629,17 +644,18 @@ func (s *Server) respond(c *client, env, reply [][]byte, from *pipe, id uint64) 
 		s.send(c, env, reply, from, id)
 		return
 	}
-	sl := newSlot(env)
-	c.slots = append(c.slots, sl)
-	s.fill(c, sl, reply, from, id)
+	s.fill(c, s.owe(c, env), reply, from, id)
 }
 
 // fill completes a slot and sends every reply that is now in turn.
 func (s *Server) fill(c *client, sl *slot, reply [][]byte, from *pipe, id uint64) {
 	sl.reply, sl.ready, sl.from, sl.id = reply, true, from, id
+	sl.cost += framesSize(reply)
+	c.owed += framesSize(reply)
 	n := 0
 	for n < len(c.slots) && c.slots[n].ready {
 		head := c.slots[n]
+		c.owed -= head.cost
 		s.send(c, head.env, head.reply, head.from, head.id)
 		c.slots[n] = nil
 		n++
@@ -690,14 +706,14 @@ func (s *Server) giveBack(p *pipe, chunks []Chunk) {
 }
 
 // updatePause stops reading a client's commands while it has too much held
-// back (its backpressure) or too many replies owed, and resumes once its
-// held WRITEs are all admitted and half the owed replies are paid (so a
-// reader that always has about MaxPendingReplies READs waiting does not
-// flap on every reply).
+// back (its backpressure) or its replies owed hold PendingLimit, and
+// resumes once its held WRITEs are all admitted and half of that is paid
+// (so a reader that always has about PendingLimit of READs waiting does
+// not flap on every reply).
 func (s *Server) updatePause(c *client) {
-	owed := len(c.slots)
-	want := c.held >= heldReadAhead || owed >= s.opts.MaxPendingReplies ||
-		(c.paused && (c.held > 0 || owed > s.opts.MaxPendingReplies/2))
+	limit := s.opts.PendingLimit
+	want := c.held >= heldReadAhead || c.owed >= limit ||
+		(c.paused && (c.held > 0 || c.owed > limit/2))
 	if want == c.paused {
 		return
 	}

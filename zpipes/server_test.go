@@ -234,7 +234,7 @@ func TestDeadWriterHeldWritesDroppedAndPipeReleased(t *testing.T) {
 // A connection with too many replies owed stops being read, and is read
 // again once they are paid.
 func TestPendingRepliesBoundPausesClient(t *testing.T) {
-	srv := startServer(t, Options{MaxPendingReplies: 10})
+	srv := startServer(t, Options{PendingLimit: 10 * slotCost})
 	r, w := dialPeer(t, srv), dialPeer(t, srv)
 	expect(t, "OPEN", r.do("OPEN", "p"), "OK")
 	expect(t, "OPEN", w.do("OPEN", "p"), "OK")
@@ -246,6 +246,29 @@ func TestPendingRepliesBoundPausesClient(t *testing.T) {
 	}
 	for i := 0; i < 50; i++ {
 		expect(t, "READ", r.recv(), fmt.Sprint(i))
+	}
+}
+
+// One connection that sends more READs than a message-count bound would
+// let through, then the WRITEs that feed them, is read to the end: its
+// replies owed are bounded by bytes. With the old bound of 1,000 replies
+// the broker stopped reading before the WRITEs and the client hung.
+func TestPipelinedReadsBeforeWritesOnOneConnection(t *testing.T) {
+	srv := startServer(t, Options{})
+	c := dialPeer(t, srv)
+	expect(t, "OPEN", c.do("OPEN", "p"), "OK")
+	const n = 1500
+	for i := 0; i < n; i++ {
+		c.send("READ", "p")
+	}
+	for i := 0; i < n; i++ {
+		c.send("WRITE", "p", fmt.Sprint(i))
+	}
+	for i := 0; i < n; i++ {
+		expect(t, "READ", c.recv(), fmt.Sprint(i))
+	}
+	for i := 0; i < n; i++ {
+		expect(t, "WRITE", c.recv(), "OK")
 	}
 }
 

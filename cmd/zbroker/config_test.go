@@ -53,18 +53,18 @@ func TestSettingsPrecedence(t *testing.T) {
 name `+name+`
 pipe-limit 1MiB      # file only... overridden by the environment
 total-limit 2GiB     # file only
-max-pending 7
+pending-limit 7KiB
 no-clone
 log-format json
 `)
 	t.Setenv("ZBROKER_PIPE_LIMIT", "2MiB")
-	t.Setenv("ZBROKER_MAX_PENDING", "8")
+	t.Setenv("ZBROKER_PENDING_LIMIT", "8KiB")
 	t.Setenv("GOMEMLIMIT", "")
-	out, done := startRun(t, "--config", cfg, "--max-pending", "9")
+	out, done := startRun(t, "--config", cfg, "--pending-limit", "9KiB")
 	ready := waitLog(t, out, `"msg":"zbroker ready"`)
 	// The runtime's memory limit follows the total and receive limits.
 	memLimit := `"memory_limit":"` + units.FormatSize(2<<30+16<<20+memoryHeadroom) + `"`
-	for _, want := range []string{`"name":"` + name + `"`, `"pipe_limit":"2MiB"`, `"total_limit":"2GiB"`, `"max_pending":9`, memLimit} {
+	for _, want := range []string{`"name":"` + name + `"`, `"pipe_limit":"2MiB"`, `"total_limit":"2GiB"`, `"pending_limit":"9KiB"`, memLimit} {
 		if !strings.Contains(ready, want) {
 			t.Errorf("ready line lacks %s:\n%s", want, ready)
 		}

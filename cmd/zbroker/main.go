@@ -90,7 +90,8 @@ func (b *broker) flags(fs *flag.FlagSet) {
 	fs.Var(units.Size{P: &zp.PipeLimit}, "pipe-limit", "bytes queued per pipe before writers are held back (0: the default; reloadable)")
 	fs.Var(units.Size{P: &zp.TotalLimit}, "total-limit", "bytes queued in all pipes before writers are held back (0: the default; reloadable)")
 	fs.Var(units.Size{P: &zp.MaxChunkSize}, "max-chunk", "largest chunk accepted; a client sending more is disconnected")
-	fs.IntVar(&zp.MaxPendingReplies, "max-pending", 1000, "replies one zpipes client may be owed before its commands stop being read")
+	zp.PendingLimit = 64 << 20
+	fs.Var(units.Size{P: &zp.PendingLimit}, "pending-limit", "bytes one zpipes client's unsent replies may hold (256 per reply owed, plus chunks waiting their turn) before its commands stop being read")
 	fs.IntVar(&zp.MaxPipesPerConnection, "max-pipes-per-conn", 1024, "pipes one zpipes connection may have open; more OPENs get an ERROR")
 
 	mdp := &b.mdp
@@ -250,7 +251,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		observed.Zpipes = srv
 		ready = append(ready, "zpipes", srv.Endpoint(), "pipe_limit", units.FormatSize(b.zp.PipeLimit),
 			"total_limit", units.FormatSize(b.zp.TotalLimit), "max_chunk", units.FormatSize(b.zp.MaxChunkSize),
-			"max_pending", b.zp.MaxPendingReplies)
+			"pending_limit", units.FormatSize(b.zp.PendingLimit))
 	}
 	if !b.noMajordomo {
 		srv, err := majordomo.Start(b.mdp)

@@ -42,7 +42,7 @@ func TestRunHelpExitsZero(t *testing.T) {
 	if code := run([]string{"--help"}, &out, &out); code != 0 {
 		t.Fatalf("--help: exit %d, want 0\n%s", code, out.String())
 	}
-	for _, want := range []string{"usage: zbroker", "-pipe-limit", "-total-limit", "-max-chunk", "-max-pending", "-endpoint"} {
+	for _, want := range []string{"usage: zbroker", "-pipe-limit", "-total-limit", "-max-chunk", "-pending-limit", "-endpoint"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help output lacks %q:\n%s", want, out.String())
 		}

@@ -34,7 +34,7 @@ import (
 // posts S-R more READs; if R > S it writes R-S fillers so that no READ is
 // left hanging. Fillers go through a connection of their own: the reader's
 // may be paused by the broker for having too many READs waiting (zpipes'
-// MaxPendingReplies), and the writers' belong to their goroutines. Writers
+// PendingLimit), and the writers' belong to their goroutines. Writers
 // drain their OKs and the reader drains its replies; then every count is
 // cross-checked: acknowledged = sent for each writer, chunks read = S, and
 // per writer the sequence numbers arrived strictly increasing and complete.
