@@ -88,6 +88,9 @@ type Conn struct {
 	// matter how much the application has queued to send, and reads to
 	// the end even after a failed write, as replies may still be there.
 	dialed bool
+	// admitted: an accepted connection holding a Guard slot, given back
+	// by releaseAll.
+	admitted bool
 	// Reader-goroutine state: when the peer last PINGed us and how often
 	// it does, to keep it alive while we do not read it.
 	lastPing      time.Time

@@ -235,6 +235,9 @@ func (c *Conn) spillReader() {
 func (c *Conn) releaseAll() {
 	c.rs.guard.unreserve(c, c.rs.held)
 	c.rs.held = 0
+	if c.admitted {
+		c.rs.guard.release(c.peer)
+	}
 	if c.br != nil {
 		putReader(c.br)
 		c.br = nil

@@ -140,7 +140,15 @@ func (s *Socket) acceptLoop() {
 
 func (s *Socket) serve(id uint64, nc net.Conn, peer Peer) {
 	defer s.wg.Done()
-	defer s.opts.Guard.release(peer)
+	// The slot admit counted goes back here if the connection never
+	// starts; a started one gives it back itself before its Disconnected
+	// event, so whoever sees that event finds the slot free.
+	started := false
+	defer func() {
+		if !started {
+			s.opts.Guard.release(peer)
+		}
+	}()
 	// Close closes peers still in their handshake rather than waiting up
 	// to HandshakeTimeout for them.
 	s.mu.Lock()
@@ -171,6 +179,7 @@ func (s *Socket) serve(id uint64, nc net.Conn, peer Peer) {
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+	c.admitted, started = true, true
 	s.opts.Logger.Info("peer connected", withClientKey(c.peerKey, "endpoint", s.endpoint, "conn", c.id, "peer", peer, "socket_type", hs.peerType)...)
 	c.start(true)
 	<-c.readerDone
