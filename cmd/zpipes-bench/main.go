@@ -736,17 +736,19 @@ func runOne(ctx context.Context, cfg *config, c benchCase, t target, profile, pr
 	defer inst.Stop()
 	pid, gen := inst.PID(), os.Getpid()
 	var cpu0, cpu1, gen0, gen1 float64
-	var cpuErr error
+	var cpuErr, genErr error
 	samples := 0 // both ends of the window, unless the run was cut short
 	sample := func(cpu, genCPU *float64) {
 		samples++
+		var err error
 		if pid != 0 {
-			var err error
 			if *cpu, err = cpuSeconds(pid); err != nil {
 				cpuErr = err
 			}
 		}
-		*genCPU, _ = cpuSeconds(gen)
+		if *genCPU, err = cpuSeconds(gen); err != nil {
+			genErr = err
+		}
 	}
 	lc := loadConfig{
 		Endpoint:    inst.Endpoint(),
@@ -805,7 +807,9 @@ func runOne(ctx context.Context, cfg *config, c benchCase, t target, profile, pr
 		Fillers:        lr.Fillers,
 		Errors:         lr.Errors,
 	}
-	if samples == 2 && gen1 > 0 {
+	// Zero is a measurement too: a generator starved of CPU, or one that
+	// waits on the broker, may not use a 10 ms tick in a short window.
+	if samples == 2 && genErr == nil {
 		r.GenCPUSeconds = ptr(gen1 - gen0)
 	}
 	if pid != 0 && samples == 2 && cpuErr == nil {

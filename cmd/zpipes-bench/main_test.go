@@ -443,12 +443,17 @@ func TestLibzmqLoadFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sock.Close()
+	// READs are held, as a broker holds them on an empty pipe: answering
+	// them with "OK" would race, on another connection, the ERROR reply
+	// to WRITE for the first error the generator reports.
 	go func() {
 		for ev := range sock.Events() {
 			if ev.Type == zmtp.Message {
-				if string(ev.Frames[0]) == "WRITE" {
+				switch string(ev.Frames[0]) {
+				case "WRITE":
 					ev.Conn.Send([][]byte{[]byte("ERROR"), []byte("no")})
-				} else {
+				case "READ":
+				default:
 					ev.Conn.Send([][]byte{[]byte("OK")})
 				}
 			}

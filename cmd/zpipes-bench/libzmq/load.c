@@ -48,7 +48,8 @@ static int errors;
 static void fail(int fatal, const char *fmt, ...) {
 	va_list ap;
 	va_start(ap, fmt);
-	if (errors++ < 10) {
+	/* The first ten, and always the fatal one: it says why the run died. */
+	if (errors++ < 10 || fatal) {
 		printf("error ");
 		vprintf(fmt, ap);
 		printf("\n");
