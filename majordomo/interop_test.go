@@ -276,31 +276,54 @@ func TestInteropWorkerKilled(t *testing.T) {
 // the request fails (it is not given to another worker).
 func TestInteropHeartbeatExpiry(t *testing.T) {
 	pythonZMQ(t)
-	// Short intervals, but with room for a loaded machine: the python
+	// Short intervals, but a liveness with room for a loaded machine: a
+	// python worker's heartbeats were seen more than 600 ms apart under
+	// load, which expired a healthy worker at liveness 3. The python
 	// workers are also lenient about the broker's heartbeats.
-	const busy = 2 * time.Second
-	srv := startBroker(t, Options{HeartbeatInterval: 200 * time.Millisecond, HeartbeatLiveness: 3, BusyTimeout: busy})
+	const ivl, liveness, busy = 200 * time.Millisecond, 10, 3 * time.Second
+	const expiry = ivl * liveness
+	srv := startBroker(t, Options{HeartbeatInterval: ivl, HeartbeatLiveness: liveness, BusyTimeout: busy})
 	ep := srv.Endpoint()
-	hb := []string{"--hb-ms", "200", "--liveness", "20"}
+	hb := []string{"--hb-ms", "200", "--liveness", "40"}
 
+	// The silent worker is last heard at its READY, which the broker took
+	// after the last look that did not see it yet: the expiry is timed
+	// from that look, as the look that saw it may come late under load.
+	notYet := time.Now()
 	silent := pyWorker(t, ep, V1, "quiet", append(hb, "--mode", "silent", "--exit-on-disconnect")...)
-	waitWorkers(t, srv, 1)
-	start := time.Now()
-	silent.expectLine("disconnect", 5*time.Second)
-	if d := time.Since(start); d < 500*time.Millisecond || d > 3*time.Second {
-		t.Fatalf("silent worker expired after %v, want about 600-800ms", d)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		look := time.Now()
+		if srv.Stats().Workers == 1 {
+			break
+		}
+		if look.After(deadline) {
+			t.Fatalf("silent worker not registered: %+v", srv.Stats())
+		}
+		notYet = look
+		time.Sleep(5 * time.Millisecond)
+	}
+	seen := time.Now()
+	silent.expectLine("disconnect", expiry+10*time.Second)
+	if d := time.Since(notYet); d < expiry {
+		t.Fatalf("silent worker expired %v after its READY at most, want at least %v", d, expiry)
+	}
+	// A hang guard: about expiry plus a tick, with room for load.
+	if d := time.Since(seen); d > expiry+3*time.Second {
+		t.Fatalf("silent worker expired %v after it was seen, want about %v", d, expiry)
 	}
 	waitWorkers(t, srv, 0)
 
 	// A 0.2 worker takes the request and goes silent.
 	mute := pyWorker(t, ep, V2, "job", append(hb, "--mode", "mute", "--exit-on-disconnect")...)
 	waitWorkers(t, srv, 1)
+	// The request is assigned after the client starts: timing from here
+	// never starts late, so the full busy timeout can be required.
+	start := time.Now()
 	client := pyClient(t, ep, V2, "call", "job", "payload", "--failures")
 	mute.expectLine("got payload", 10*time.Second)
-	start = time.Now()
 	pyWorker(t, ep, V2, "job", append(hb, "--mode", "tag", "--id", "healthy")...)
-	mute.expectLine("disconnect", 10*time.Second)
-	if d := time.Since(start); d < busy/2 {
+	mute.expectLine("disconnect", busy+10*time.Second)
+	if d := time.Since(start); d < busy {
 		t.Fatalf("busy worker expired after %v, before the busy timeout %v", d, busy)
 	}
 	var got callResult
@@ -308,8 +331,9 @@ func TestInteropHeartbeatExpiry(t *testing.T) {
 	if got.Service != ErrorService || len(got.Body) != 3 || got.Body[0] != CodeTimeout {
 		t.Fatalf("reply %+v, want a 504 failure", got)
 	}
-	// The healthy worker heartbeats and stays registered.
-	time.Sleep(time.Second)
+	// The healthy worker heartbeats and stays registered for longer than
+	// the expiry.
+	time.Sleep(expiry + ivl)
 	if st := srv.Stats(); st.Workers != 1 {
 		t.Fatalf("heartbeating worker expired: %+v", st)
 	}
