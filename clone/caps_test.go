@@ -1,38 +1,21 @@
 package clone
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/zbroker/zbroker/internal/testsupport"
 )
-
-type capLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *capLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *capLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A flood of keys stops at MaxKeys, and values at MaxBytes: the refused
 // updates are dropped and logged with the limit, never published; keys
 // already held can still change, and a delete makes room.
 func TestMapCaps(t *testing.T) {
-	var logs capLog
+	var logs testsupport.Buffer
 	s := startServer(t, Options{MaxKeys: 10, MaxBytes: 8 << 10, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	c := connect(t, clientOpts(s, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

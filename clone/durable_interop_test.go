@@ -3,11 +3,12 @@ package clone
 import (
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zbroker/zbroker/internal/testsupport"
 )
 
 // brokerProc is the zbroker binary serving Clone with a data directory.
@@ -15,15 +16,6 @@ type brokerProc struct {
 	cmd  *exec.Cmd
 	out  *peer // reuses peer's locked buffer
 	done chan error
-}
-
-func buildBroker(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "zbroker")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/zbroker/zbroker/cmd/zbroker").CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/zbroker: %v\n%s", err, out)
-	}
-	return bin
 }
 
 func startBroker(t *testing.T, bin, dir, name string) *brokerProc {
@@ -50,7 +42,7 @@ func startBroker(t *testing.T, bin, dir, name string) *brokerProc {
 // TTL ran out while the server was down is published as a delete.
 func TestInteropDurableRestart(t *testing.T) {
 	pythonZMQ(t)
-	bin := buildBroker(t)
+	bin := testsupport.BuildBroker(t)
 	dir, name := t.TempDir(), uniqName(t)
 	o := Options{Name: name}.WithDefaults()
 	ep := Endpoints{o.SnapshotEndpoint, o.PublisherEndpoint, o.CollectorEndpoint}

@@ -1,15 +1,14 @@
 package clone
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/testsupport"
 	"github.com/zbroker/zbroker/zmtp"
 )
 
@@ -116,30 +115,11 @@ func TestSubscriptions(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination written by the server's goroutine and
-// read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A rejected update is logged at Warn with its reason (an unparsable ttl
 // names the key and the value), and a peer sending many is rate-limited
 // in the log, not in the count.
 func TestRejectedUpdateLogged(t *testing.T) {
-	var log syncBuffer
+	var log testsupport.Buffer
 	s := startServer(t, Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	pub := dialRaw(t, s.Endpoints().Collector, "PUB")
 	uuid := make([]byte, 16)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zbroker/zbroker/internal/testsupport"
 )
 
 var tools = []string{"zbroker", "zpipe", "mdp", "zclone"}
@@ -106,10 +108,7 @@ func TestUnitUnderSystemd(t *testing.T) {
 	if _, err := exec.LookPath("systemd-run"); err != nil {
 		t.Skip("systemd-run is not installed: the unit is not run")
 	}
-	bin := filepath.Join(t.TempDir(), "zbroker")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/zbroker").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testsupport.BuildBroker(t)
 	name := fmt.Sprintf("zbroker-test-%d", time.Now().UnixNano())
 	props, _ := serviceSettings(t)
 	args := []string{"--unit", name, "--setenv", "ZBROKER_NAME=" + name}

@@ -5,11 +5,11 @@ package majordomo
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"github.com/zbroker/zbroker/internal/interop"
+	"github.com/zbroker/zbroker/internal/testsupport"
 	"os/exec"
 	"strings"
 	"sync"
@@ -28,26 +28,9 @@ type pyProc struct {
 	name   string
 	cmd    *exec.Cmd
 	lines  chan string
-	stderr *syncBuffer
+	stderr *testsupport.Buffer
 	exited chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startPy(t testing.TB, script string, args ...string) *pyProc {
@@ -59,7 +42,7 @@ func startPy(t testing.TB, script string, args ...string) *pyProc {
 		t.Fatal(err)
 	}
 	p := &pyProc{t: t, name: script + " " + strings.Join(args, " "), cmd: cmd,
-		lines: make(chan string, 1000), stderr: &syncBuffer{}, exited: make(chan struct{})}
+		lines: make(chan string, 1000), stderr: &testsupport.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

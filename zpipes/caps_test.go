@@ -1,36 +1,19 @@
 package zpipes
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/zbroker/zbroker/internal/testsupport"
 )
-
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A flood of pipe names from one connection stops at
 // MaxPipesPerConnection with an ERROR naming the limit, logged once;
 // pipes already open, closed slots and other connections are unaffected.
 func TestMaxPipesPerConnection(t *testing.T) {
-	var logs syncLog
+	var logs testsupport.Buffer
 	srv := startServer(t, Options{MaxPipesPerConnection: 5, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	p := dialPeer(t, srv)
 	const refusal = "ERROR|too many pipes open on this connection (limit 5)"

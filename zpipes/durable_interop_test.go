@@ -16,6 +16,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/zbroker/zbroker/internal/testsupport"
 	"github.com/zbroker/zbroker/zmtp"
 	"github.com/zbroker/zbroker/zpipes"
 )
@@ -53,7 +54,7 @@ func (b *ixBrokerProc) sigkill() {
 // chunks stay in order, and only chunks that were out to the reader at the
 // crash (no more than its window) are delivered again.
 func TestInteropDurableCrash(t *testing.T) {
-	bin := ixBuildBroker(t)
+	bin := testsupport.BuildBroker(t)
 	const (
 		writers      = 4
 		writerWindow = 200
@@ -178,7 +179,7 @@ func TestInteropDurableCrash(t *testing.T) {
 
 // A second broker on the same data directory exits 1 and says why.
 func TestInteropDataDirLocked(t *testing.T) {
-	bin := ixBuildBroker(t)
+	bin := testsupport.BuildBroker(t)
 	dir := t.TempDir()
 	startDurable(t, bin, dir, ixName("lock1"))
 	b := ixStartBinary(t, bin, "--data-dir", dir, "--no-majordomo", "--no-clone", ixName("lock2"))
@@ -204,7 +205,7 @@ func setFileSizeLimit(t *testing.T, pid int, limit uint64) {
 // the broker says so once, reads go on, and when space returns every
 // WRITE is acknowledged and every chunk read in order.
 func TestInteropDurableDiskFull(t *testing.T) {
-	bin := ixBuildBroker(t)
+	bin := testsupport.BuildBroker(t)
 	dir, name := t.TempDir(), ixName("full")
 	b := startDurable(t, bin, dir, name, "--fsync", "always")
 	setFileSizeLimit(t, b.cmd.Process.Pid, 1<<20)
@@ -250,7 +251,7 @@ func TestInteropDurableBigPipe(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes 2 GiB")
 	}
-	bin := ixBuildBroker(t)
+	bin := testsupport.BuildBroker(t)
 	dir, name := t.TempDir(), ixName("big")
 	b := startDurable(t, bin, dir, name, "--fsync", "never", "--pipe-limit", "3GiB", "--total-limit", "3GiB")
 	ep := zpipes.Endpoint(name)

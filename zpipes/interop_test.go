@@ -29,12 +29,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/zbroker/zbroker/internal/interop"
+	"github.com/zbroker/zbroker/internal/testsupport"
 	"github.com/zbroker/zbroker/zpipes"
 )
 
@@ -61,49 +61,16 @@ func ixBuildCClient(t *testing.T) string {
 	return bin
 }
 
-// ixBuildBroker builds cmd/zbroker into a temporary directory.
-func ixBuildBroker(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go") // go test puts its GOROOT/bin first on PATH
-	if err != nil {
-		t.Fatalf("no go command to build the broker: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "zbroker")
-	out, err := exec.Command(goTool, "build", "-o", bin, "github.com/zbroker/zbroker/cmd/zbroker").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build ./cmd/zbroker: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // ixName is a broker name no other test (or test run) uses.
 func ixName(tag string) string {
 	return "itest-" + tag + "-" + rand.Text()[:10]
-}
-
-// lockedBuffer collects a process's stderr or a logger's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // ixStartBroker starts an in-process broker with a unique name. Its log is
 // shown if the test fails.
 func ixStartBroker(t *testing.T, tag string, opts zpipes.Options) *zpipes.Server {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testsupport.Buffer{}
 	opts.Name = ixName(tag)
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := zpipes.Start(opts)
@@ -167,7 +134,7 @@ type ixPeer struct {
 	stdin   io.WriteCloser
 	lines   chan ixLine // closed after the process has exited
 	backlog []ixLine    // lines read ahead while looking for another kind
-	stderr  *lockedBuffer
+	stderr  *testsupport.Buffer
 	exited  chan struct{}
 	waitErr error
 }
@@ -184,7 +151,7 @@ func ixStartPeer(t *testing.T, endpoint, socktype, name string) *ixPeer {
 	t.Helper()
 	py := ixPythonPath(t)
 	cmd := exec.Command(py, filepath.Join("testdata", "interop", "peer.py"), endpoint, socktype, strconv.Itoa(ixPeerLifetime))
-	p := &ixPeer{t: t, name: name, cmd: cmd, lines: make(chan ixLine, 4096), stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &ixPeer{t: t, name: name, cmd: cmd, lines: make(chan ixLine, 4096), stderr: &testsupport.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
@@ -1047,14 +1014,14 @@ type ixBrokerProc struct {
 	t      *testing.T
 	name   string
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *testsupport.Buffer
 	done   chan struct{}
 	err    error
 }
 
 func ixStartBinary(t *testing.T, bin string, args ...string) *ixBrokerProc {
 	t.Helper()
-	b := &ixBrokerProc{t: t, name: args[len(args)-1], stderr: &lockedBuffer{}, done: make(chan struct{})}
+	b := &ixBrokerProc{t: t, name: args[len(args)-1], stderr: &testsupport.Buffer{}, done: make(chan struct{})}
 	b.cmd = exec.Command(bin, args...)
 	b.cmd.Stderr = b.stderr
 	b.cmd.Stdout = b.stderr
@@ -1138,7 +1105,7 @@ func TestInteropFloodStaysWithinMemoryLimits(t *testing.T) {
 		t.Skip("reads /proc/PID/status")
 	}
 	ixPythonPath(t)
-	bin := ixBuildBroker(t)
+	bin := testsupport.BuildBroker(t)
 	const (
 		pipeLimit  = 8 << 20
 		totalLimit = 16 << 20
@@ -1264,7 +1231,7 @@ func TestInteropFloodStaysWithinMemoryLimits(t *testing.T) {
 }
 
 func TestInteropBinaryLifecycle(t *testing.T) {
-	bin := ixBuildBroker(t)
+	bin := testsupport.BuildBroker(t)
 
 	t.Run("help", func(t *testing.T) {
 		out, err := exec.Command(bin, "--help").CombinedOutput()

@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,21 +19,11 @@ import (
 	"time"
 
 	"github.com/zbroker/zbroker/internal/interop"
+	"github.com/zbroker/zbroker/internal/testsupport"
 	"github.com/zbroker/zbroker/zpipes"
 )
 
 const boundsTimeout = 3 * time.Second // --message-timeout in these tests
-
-// buildBroker builds the zbroker binary into dir (the zpipes interop
-// tests build the same, so the build cache serves it).
-func buildBroker(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "zbroker")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 type brokerProc struct {
 	cmd *exec.Cmd
@@ -231,7 +220,7 @@ func TestBounds(t *testing.T) {
 		t.Skip("skipped in -short: runs a broker under thousands of peers")
 	}
 	needFDs(t, 4500)
-	bin := buildBroker(t, t.TempDir())
+	bin := testsupport.BuildBroker(t)
 	t.Run("PartialFrames", func(t *testing.T) { boundsPartialFrames(t, bin) })
 	t.Run("HalfGreetings", func(t *testing.T) { boundsHalfGreetings(t, bin) })
 	t.Run("IdlePeers", func(t *testing.T) { boundsIdlePeers(t, bin) })

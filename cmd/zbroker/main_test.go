@@ -8,32 +8,17 @@ import (
 	"context"
 	"crypto/rand"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/zbroker/zbroker/clone"
+	"github.com/zbroker/zbroker/internal/testsupport"
 	"github.com/zbroker/zbroker/majordomo"
 	"github.com/zbroker/zbroker/zpipes"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testsupport.Buffer // cluster_test.go uses it too
 
 func uniqueName(tag string) string { return "itest-" + tag + "-" + rand.Text()[:10] }
 

@@ -7,24 +7,16 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/zbroker/zbroker/clone"
-	"github.com/zbroker/zbroker/internal/curvekey"
-	"github.com/zbroker/zbroker/zmtp"
+	"github.com/zbroker/zbroker/internal/testsupport"
 )
 
 // zclone talks CURVE to the three tcp endpoints of a broker.
 func TestCurveFlags(t *testing.T) {
-	serverPub, serverSec, _ := zmtp.NewCurveKeyPair()
-	clientPub, clientSec, _ := zmtp.NewCurveKeyPair()
-	keyFile := filepath.Join(t.TempDir(), "client.key")
-	if err := curvekey.WriteSecret(keyFile, clientSec); err != nil {
-		t.Fatal(err)
-	}
-	curve := &zmtp.CurveOptions{PublicKey: serverPub, SecretKey: serverSec, Authorize: curvekey.Admit([]zmtp.CurveKey{clientPub})}
+	curve := testsupport.NewCurve(t)
 	// --endpoint-prefix wants three consecutive ports: try some.
 	var srv *clone.Server
 	var prefix string
@@ -32,7 +24,7 @@ func TestCurveFlags(t *testing.T) {
 		port := 20000 + rand.IntN(30000)
 		ep := func(i int) string { return fmt.Sprintf("tcp://127.0.0.1:%d", port+i) }
 		s, err := clone.Start(clone.Options{Name: "curve-cli", SnapshotEndpoint: ep(0), PublisherEndpoint: ep(1), CollectorEndpoint: ep(2),
-			Curve: curve, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			Curve: curve.Server, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil && try < 20 {
 			continue
 		} else if err != nil {
@@ -43,7 +35,7 @@ func TestCurveFlags(t *testing.T) {
 	defer srv.Close()
 	zc := func(args ...string) (string, int) {
 		var out bytes.Buffer
-		flags := []string{"--endpoint-prefix", prefix, "--curve-server-key", serverPub.String(), "--curve-key-file", keyFile}
+		flags := append([]string{"--endpoint-prefix", prefix}, curve.Flags()...)
 		code := run(context.Background(), append(flags, args...), &out, &out)
 		return out.String(), code
 	}

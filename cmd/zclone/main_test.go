@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/zbroker/zbroker/clone"
+	"github.com/zbroker/zbroker/internal/testsupport"
 )
 
 func TestCommands(t *testing.T) {
@@ -48,7 +48,7 @@ func TestCommands(t *testing.T) {
 	}
 	// watch prints changes until its context ends.
 	ctx, cancel := context.WithCancel(context.Background())
-	var wout lockedBuffer
+	var wout testsupport.Buffer
 	watchDone := make(chan int)
 	go func() { watchDone <- run(ctx, []string{"-b", name, "watch", "/w/"}, &wout, &wout) }()
 	deadline := time.Now().Add(10 * time.Second)
@@ -71,21 +71,4 @@ func TestCommands(t *testing.T) {
 	if err != nil || snap != "tcp://127.0.0.1:5556" || pub != "tcp://127.0.0.1:5557" || coll != "tcp://127.0.0.1:5558" {
 		t.Fatalf("endpoints %s %s %s %v", snap, pub, coll, err)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -3,11 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"math/rand/v2"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/zbroker/zbroker/clone"
@@ -18,15 +13,13 @@ import (
 // A process of another uid bound to the server's names first is sent no
 // update by zclone, which says why and how to trust it if intended.
 func TestRefusesSquatter(t *testing.T) {
-	name := fmt.Sprintf("squat-%d-%x", os.Getpid(), rand.Uint64())
-	u, stop := testuser.Squat(t, interop.Python(t), clone.SnapshotEndpoint(name), clone.PublisherEndpoint(name), clone.CollectorEndpoint(name))
-	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"-b", name, "--timeout", "1s", "set", "k", "password"}, &stdout, &stderr)
-	uid := strconv.Itoa(u.UID)
-	if code != 1 || !strings.Contains(stderr.String(), "served by uid "+uid) || !strings.Contains(stderr.String(), "--broker-uid "+uid) {
-		t.Fatalf("zclone set to a squatter: exit %d, stderr %q", code, stderr.String())
-	}
-	if out := stop(); !strings.Contains(out, "received 0") {
-		t.Fatalf("squatter got data: %q", out)
-	}
+	testuser.WantSquatterRefused(t, interop.Python(t),
+		func(name string) []string {
+			return []string{clone.SnapshotEndpoint(name), clone.PublisherEndpoint(name), clone.CollectorEndpoint(name)}
+		},
+		func(name string) (int, string) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"-b", name, "--timeout", "1s", "set", "k", "password"}, &stdout, &stderr)
+			return code, stderr.String()
+		})
 }

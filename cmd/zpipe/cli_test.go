@@ -7,29 +7,12 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/testsupport"
 	"github.com/zbroker/zbroker/zpipes"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A writer held back by a full pipe says so, and --timeout ends the wait
 // with exit 1.
@@ -42,7 +25,7 @@ func TestHeldWriterNoticeAndTimeout(t *testing.T) {
 	defer srv.Close()
 	defer func(d time.Duration) { holdNotice = d }(holdNotice)
 	holdNotice = 50 * time.Millisecond
-	var errOut syncBuffer
+	var errOut testsupport.Buffer
 	code := run([]string{"-b", name, "write", "--timeout", "2s", "--size", "16KiB", "full"},
 		bytes.NewReader(make([]byte, 4<<20)), io.Discard, &errOut)
 	lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
@@ -56,7 +39,7 @@ func TestHeldWriterNoticeAndTimeout(t *testing.T) {
 func TestPingWait(t *testing.T) {
 	name := fmt.Sprintf("test-wait-%x", rand.Uint64())
 	done := make(chan int, 1)
-	var out, errOut syncBuffer
+	var out, errOut testsupport.Buffer
 	go func() { done <- run([]string{"-b", name, "ping", "--wait", "20s"}, nil, &out, &errOut) }()
 	time.Sleep(200 * time.Millisecond) // let ping find no broker first
 	srv, err := zpipes.Start(zpipes.Options{Name: name, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})

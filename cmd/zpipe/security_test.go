@@ -2,10 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
-	"math/rand/v2"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -17,15 +13,11 @@ import (
 // A process of another uid bound to the broker's name first gets nothing
 // from zpipe, which says why and how to trust it if intended.
 func TestRefusesSquatter(t *testing.T) {
-	name := fmt.Sprintf("squat-%d-%x", os.Getpid(), rand.Uint64())
-	u, stop := testuser.Squat(t, interop.Python(t), zpipes.Endpoint(name))
-	var stdout, stderr bytes.Buffer
-	code := run([]string{"-b", name, "write", "secrets"}, strings.NewReader("password\n"), &stdout, &stderr)
-	uid := strconv.Itoa(u.UID)
-	if code != 1 || !strings.Contains(stderr.String(), "served by uid "+uid) || !strings.Contains(stderr.String(), "--broker-uid "+uid) {
-		t.Fatalf("zpipe write to a squatter: exit %d, stderr %q", code, stderr.String())
-	}
-	if out := stop(); !strings.Contains(out, "received 0") {
-		t.Fatalf("squatter got data: %q", out)
-	}
+	testuser.WantSquatterRefused(t, interop.Python(t),
+		func(name string) []string { return []string{zpipes.Endpoint(name)} },
+		func(name string) (int, string) {
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"-b", name, "write", "secrets"}, strings.NewReader("password\n"), &stdout, &stderr)
+			return code, stderr.String()
+		})
 }

@@ -121,13 +121,16 @@ while not stop.is_set():
 print("received", got, flush=True)
 `
 
-// Squat runs a pyzmq process as a new throwaway user, bound to the
-// endpoints as a broker impersonator would be. stop ends it and returns
-// its output, which ends with "received N" (messages it was sent).
-func Squat(t testing.TB, python string, endpoints ...string) (u User, stop func() string) {
+// WantSquatterRefused runs a pyzmq process as a new throwaway user, bound
+// first to the endpoints of a fresh broker name as an impersonator would
+// be, then runs client (a command line) against that name. It fails t
+// unless client exited 1 saying which uid serves the name and how to
+// trust it (--broker-uid), and the squatter was sent nothing.
+func WantSquatterRefused(t testing.TB, python string, endpoints func(name string) []string, client func(name string) (code int, stderr string)) {
 	t.Helper()
-	u = New(t)
-	cmd := u.Command(python, append([]string{"-c", squatter}, endpoints...)...)
+	name := "squat-" + strconv.Itoa(os.Getpid()) + "-" + rand.Text()[:10]
+	u := New(t)
+	cmd := u.Command(python, append([]string{"-c", squatter}, endpoints(name)...)...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -148,10 +151,15 @@ func Squat(t testing.TB, python string, endpoints ...string) (u User, stop func(
 		cmd.Wait()
 		t.Fatalf("squatter did not bind: %q %v: %s", first, err, stderr.String())
 	}
-	return u, func() string {
-		stdin.Close()
-		rest, _ := io.ReadAll(out)
-		cmd.Wait()
-		return string(rest)
+	code, clientErr := client(name)
+	uid := strconv.Itoa(u.UID)
+	if code != 1 || !strings.Contains(clientErr, "served by uid "+uid) || !strings.Contains(clientErr, "--broker-uid "+uid) {
+		t.Fatalf("client of a squatter: exit %d, stderr %q", code, clientErr)
+	}
+	stdin.Close() // the squatter prints "received N" and exits
+	rest, _ := io.ReadAll(out)
+	cmd.Wait()
+	if !strings.Contains(string(rest), "received 0") {
+		t.Fatalf("squatter got data: %q", rest)
 	}
 }
