@@ -7,9 +7,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
+// descs is every family metric made, so Describe cannot miss one.
+var descs []*prometheus.Desc
+
 // metric describes one family; the collector emits them from a Report.
 func metric(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc("zbroker_"+name, help, labels, nil)
+	d := prometheus.NewDesc("zbroker_"+name, help, labels, nil)
+	descs = append(descs, d)
+	return d
 }
 
 var (
@@ -61,13 +66,7 @@ type collector struct {
 }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descConnections,
-		descPipeChunks, descPipeBytes, descPipeWriters, descPipeReader, descPipeHeld,
-		descPipes, descUnlisted, descChunks, descBytes, descHeld, descWritten, descRead, descReturned,
-		descMdpServices, descMdpUnlisted, descMdpWorkers, descMdpIdle, descMdpQueued, descMdpInFlight,
-		descMdpWorkersT, descMdpIdleT, descMdpQueuedT, descMdpFlightT, descMdpRequests, descMdpFailures,
-		descCloneKeys, descCloneSequence, descCloneSubs, descClonePubs,
-		descCloneUpdates, descCloneExpired, descCloneSnapshots, descCloneRejected} {
+	for _, d := range descs {
 		ch <- d
 	}
 }
