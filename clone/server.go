@@ -197,19 +197,21 @@ func (s *subscriber) matches(key string) bool {
 // Start binds the three endpoints and starts serving.
 func Start(opts Options) (*Server, error) {
 	opts = opts.WithDefaults()
-	zo := func(typ string, max int64, endpoint string) zmtp.Options {
-		return zmtp.Options{SocketType: typ, MaxMessageSize: max, Logger: opts.Logger, Guard: opts.Guard, Curve: opts.Curve.ForEndpoint(endpoint)}
+	log := opts.Logger.With("service", "clone", "name", opts.Name)
+	// The transport logs each connection once, naming the socket.
+	zo := func(socket, typ string, max int64, endpoint string) zmtp.Options {
+		return zmtp.Options{SocketType: typ, MaxMessageSize: max, Logger: log.With("socket", socket), Guard: opts.Guard, Curve: opts.Curve.ForEndpoint(endpoint)}
 	}
-	snap, err := zmtp.Listen(opts.SnapshotEndpoint, zo("ROUTER", 4096, opts.SnapshotEndpoint))
+	snap, err := zmtp.Listen(opts.SnapshotEndpoint, zo("snapshot", "ROUTER", 4096, opts.SnapshotEndpoint))
 	if err != nil {
 		return nil, err
 	}
-	pub, err := zmtp.Listen(opts.PublisherEndpoint, zo("PUB", 4096, opts.PublisherEndpoint))
+	pub, err := zmtp.Listen(opts.PublisherEndpoint, zo("updates", "PUB", 4096, opts.PublisherEndpoint))
 	if err != nil {
 		snap.Close()
 		return nil, err
 	}
-	coll, err := zmtp.Listen(opts.CollectorEndpoint, zo("SUB", opts.MaxValueSize+64<<10, opts.CollectorEndpoint))
+	coll, err := zmtp.Listen(opts.CollectorEndpoint, zo("collector", "SUB", opts.MaxValueSize+64<<10, opts.CollectorEndpoint))
 	if err != nil {
 		snap.Close()
 		pub.Close()
@@ -217,7 +219,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		opts:         opts,
-		log:          opts.Logger.With("service", "clone", "name", opts.Name),
+		log:          log,
 		snap:         snap,
 		pub:          pub,
 		coll:         coll,
@@ -397,19 +399,8 @@ func (s *Server) reject(ev zmtp.Event, what string, err error) {
 	s.log.Warn("message rejected", attrs...)
 }
 
-// logConn logs connections under -v, as the other services do.
-func (s *Server) logConn(socket string, ev zmtp.Event) {
-	switch ev.Type {
-	case zmtp.Connected:
-		s.log.Debug("peer connected", "socket", socket, "conn", ev.Conn.ID(), "peer", ev.Conn.RemoteAddr(), "type", ev.Conn.PeerType())
-	case zmtp.Disconnected:
-		s.log.Debug("peer disconnected", "socket", socket, "conn", ev.Conn.ID(), "reason", ev.Err)
-	}
-}
-
 // onSnapshot answers ICANHAZ? with the subtree's KVSYNCs and KTHXBAI.
 func (s *Server) onSnapshot(ev zmtp.Event) {
-	s.logConn("snapshot", ev)
 	if ev.Type == zmtp.Disconnected {
 		delete(s.waitingSnaps, ev.Conn)
 	}
@@ -482,7 +473,6 @@ func withProp(props []Prop, name, value string) []Prop {
 // one at once: a client that sees it knows its subscriptions are active
 // and may ask for its snapshot without missing an update.
 func (s *Server) onPublisher(ev zmtp.Event) {
-	s.logConn("updates", ev)
 	switch ev.Type {
 	case zmtp.Connected:
 		s.subs[ev.Conn] = &subscriber{conn: ev.Conn, topics: map[string]int{}}
@@ -516,7 +506,6 @@ func (s *Server) onPublisher(ev zmtp.Event) {
 
 // onCollector accepts KVSET updates from clients' PUB sockets.
 func (s *Server) onCollector(ev zmtp.Event) {
-	s.logConn("collector", ev)
 	switch ev.Type {
 	case zmtp.Connected:
 		// A libzmq PUB sends nothing until subscribed to.

@@ -262,6 +262,7 @@ func (svc *service) removeIdle(w *worker) {
 // error wrapping zmtp.ErrAddrInUse if a broker of that name runs already.
 func Start(opts Options) (*Server, error) {
 	opts = opts.WithDefaults()
+	log := opts.Logger.With("service", "majordomo")
 	sock, err := zmtp.Listen(opts.Endpoint, zmtp.Options{
 		SocketType:     "ROUTER",
 		MaxMessageSize: opts.MaxMessageSize,
@@ -273,7 +274,7 @@ func Start(opts Options) (*Server, error) {
 		SendQueueBytes:    opts.ClientQueueLimit,
 		SendQueueMessages: int(max(opts.ClientQueueLimit/minReplyCost, 1)),
 		EventBuffer:       256,
-		Logger:            opts.Logger,
+		Logger:            log, // it logs connections, once each
 		Guard:             opts.Guard,
 		Curve:             opts.Curve.ForEndpoint(opts.Endpoint),
 	})
@@ -284,7 +285,7 @@ func Start(opts Options) (*Server, error) {
 	tick = max(5*time.Millisecond, min(tick, 250*time.Millisecond))
 	s := &Server{
 		opts:     opts,
-		log:      opts.Logger.With("service", "majordomo"),
+		log:      log,
 		sock:     sock,
 		tick:     tick,
 		queries:  make(chan chan Stats),
@@ -378,7 +379,6 @@ func (s *Server) event(ev zmtp.Event) {
 	switch ev.Type {
 	case zmtp.Connected:
 		s.peers[ev.Conn] = &peer{conn: ev.Conn}
-		s.log.Debug("peer connected", "conn", ev.Conn.ID(), "type", ev.Conn.PeerType())
 	case zmtp.Message:
 		if p := s.peers[ev.Conn]; p != nil {
 			s.handle(p, ev.Frames)
@@ -387,7 +387,6 @@ func (s *Server) event(ev zmtp.Event) {
 		if p := s.peers[ev.Conn]; p != nil {
 			s.disconnect(p, ev.Unsent)
 		}
-		s.log.Debug("peer disconnected", "conn", ev.Conn.ID(), "reason", ev.Err)
 	}
 }
 

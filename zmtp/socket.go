@@ -180,7 +180,9 @@ func (s *Socket) serve(id uint64, nc net.Conn, peer Peer) {
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	c.admitted, started = true, true
-	s.opts.Logger.Info("peer connected", withClientKey(c.peerKey, "endpoint", s.endpoint, "conn", c.id, "peer", peer, "socket_type", hs.peerType)...)
+	// Debug, not Info: a broker serving many short connections would
+	// flood its log; refusals, the lines that matter, are Warn/Info.
+	s.opts.Logger.Debug("peer connected", withClientKey(c.peerKey, "endpoint", s.endpoint, "conn", c.id, "peer", peer, "socket_type", hs.peerType)...)
 	c.start(true)
 	<-c.readerDone
 	s.opts.Logger.Debug("peer disconnected", "endpoint", s.endpoint, "conn", c.id, "peer", peer, "err", c.err)

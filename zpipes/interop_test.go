@@ -1298,7 +1298,7 @@ func TestInteropBinaryLifecycle(t *testing.T) {
 			t.Fatalf("SIGTERM: exit %d, want 0", code)
 		}
 		log := b.stderr.String()
-		for _, want := range []string{"client connected", ep, "discarded_chunks=0 "} {
+		for _, want := range []string{"peer connected", ep, "discarded_chunks=0 "} {
 			if !strings.Contains(log, want) {
 				t.Errorf("broker log lacks %q:\n%s", want, log)
 			}

@@ -212,6 +212,7 @@ func Start(opts Options) (*Server, error) {
 		opts.Store = NewMemoryStore()
 	}
 	recovered := opts.Store.Recovered()
+	log := opts.Logger.With("service", "zpipes")
 	sock, err := zmtp.Listen(opts.Endpoint, zmtp.Options{
 		SocketType:     "ROUTER",
 		MaxMessageSize: opts.MaxChunkSize + 2*MaxPipeName + 1024,
@@ -219,7 +220,7 @@ func Start(opts Options) (*Server, error) {
 		// reply; its replies are bounded by bytes (the transport's
 		// SendQueueBytes), not by libzmq's customary 1,000 messages.
 		SendQueueMessages: 1 << 20,
-		Logger:            opts.Logger,
+		Logger:            log, // it logs connections, once each
 		Guard:             opts.Guard,
 		Curve:             opts.Curve.ForEndpoint(opts.Endpoint),
 	})
@@ -229,7 +230,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		opts:         opts,
-		log:          opts.Logger.With("service", "zpipes"),
+		log:          log,
 		sock:         sock,
 		queries:      make(chan chan Stats),
 		calls:        make(chan func()),
@@ -443,7 +444,6 @@ func (s *Server) dispatch(ev zmtp.Event) {
 	switch ev.Type {
 	case zmtp.Connected:
 		s.clients[ev.Conn] = &client{conn: ev.Conn, fromRE: ev.Conn.PeerType() == "REQ", open: map[string]*pipe{}}
-		s.log.Debug("client connected", "conn", ev.Conn.ID(), "type", ev.Conn.PeerType())
 	case zmtp.Message:
 		if c := s.clients[ev.Conn]; c != nil {
 			s.handle(c, ev.Frames)
@@ -452,7 +452,6 @@ func (s *Server) dispatch(ev zmtp.Event) {
 		if c := s.clients[ev.Conn]; c != nil {
 			s.disconnect(c)
 		}
-		s.log.Debug("client disconnected", "conn", ev.Conn.ID(), "reason", ev.Err)
 	}
 	s.afterEvent()
 }

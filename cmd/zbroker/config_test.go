@@ -175,7 +175,7 @@ func TestSIGHUPReloads(t *testing.T) {
 	for range 8 {
 		pending = append(pending, c.WriteAsync("p", make([]byte, 16<<10)))
 	}
-	if strings.Contains(out.String(), "client connected") {
+	if strings.Contains(out.String(), "peer connected") {
 		t.Fatalf("debug line logged at level info:\n%s", out.String())
 	}
 
@@ -198,7 +198,7 @@ func TestSIGHUPReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2.Disconnect()
-	waitLog(t, out, "client connected") // the debug level applies
+	waitLog(t, out, "peer connected") // the debug level applies
 
 	// A bad value is refused and the running one kept.
 	writeFile(t, cfg, "pipe-limit lots\n")

@@ -132,7 +132,7 @@ func TestCurveServicesInterop(t *testing.T) {
 
 	tcp := "tcp://127.0.0.1:0"
 	name := uniqueName("curve")
-	log, done := startRun(t, "--curve-secret-key-file", secret, "--curve-clients", clients, "--mdp-endpoint", tcp,
+	log, done := startRun(t, "-v", "--curve-secret-key-file", secret, "--curve-clients", clients, "--mdp-endpoint", tcp,
 		"--endpoint", tcp, "--clone-snapshot", tcp, "--clone-updates", tcp, "--clone-collector", tcp, name)
 	defer stopRun(t, log, done)
 	eps := map[string]string{}
