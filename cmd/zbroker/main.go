@@ -118,7 +118,8 @@ func (b *broker) flags(fs *flag.FlagSet) {
 }
 
 // parse reads the command line, then the environment and the config file,
-// and checks the result. It returns which flags the command line set.
+// and checks the result. It returns which flags the command line set and
+// the text of each setting the environment or the file gave.
 func (b *broker) parse(fs *flag.FlagSet, args []string) (map[string]bool, map[string]string, error) {
 	words, err := cli.Parse(fs, args)
 	if err != nil {
