@@ -491,18 +491,7 @@ func TestCurveInteropDialPythonServer(t *testing.T) {
 	pub, sec := pyKeypair(t, py)
 	t.Setenv("ZMTP_CURVE_SERVER", sec.String())
 	proc := startPeer(t, py, pyScript("router_echo.py"), "tcp://127.0.0.1:*")
-	var endpoint string
-	waitFor(t, testTimeout, "router_echo.py to print its endpoint", func() bool {
-		if proc.exited() {
-			t.Fatalf("router_echo.py exited early: %v", proc.wait())
-		}
-		out := proc.out.String()
-		if i := strings.IndexByte(out, '\n'); i >= 0 {
-			endpoint = strings.TrimSpace(out[:i])
-			return true
-		}
-		return false
-	})
+	endpoint := proc.endpoint(t)
 	raw, err := net.Dial("tcp", strings.TrimPrefix(endpoint, "tcp://"))
 	if err != nil {
 		t.Fatal(err)

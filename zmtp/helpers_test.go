@@ -519,6 +519,25 @@ func (p *peerProc) wait() error {
 	return nil
 }
 
+// endpoint waits for the first line the peer prints: the endpoint it
+// bound (router_echo.py prints the real port of "tcp://...:*").
+func (p *peerProc) endpoint(t testing.TB) string {
+	t.Helper()
+	var endpoint string
+	waitFor(t, testTimeout, "the peer to print its endpoint", func() bool {
+		if p.exited() {
+			t.Fatalf("the peer exited early: %v", p.wait())
+		}
+		out := p.out.String()
+		if i := strings.IndexByte(out, '\n'); i >= 0 {
+			endpoint = strings.TrimSpace(out[:i])
+			return true
+		}
+		return false
+	})
+	return endpoint
+}
+
 func (p *peerProc) exited() bool {
 	select {
 	case <-p.done:

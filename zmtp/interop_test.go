@@ -2,7 +2,6 @@ package zmtp
 
 import (
 	"io"
-	"strings"
 	"testing"
 	"time"
 )
@@ -68,18 +67,7 @@ func TestInteropDialPythonRouter(t *testing.T) {
 				bind = "tcp://127.0.0.1:*"
 			}
 			proc := startPeer(t, py, pyScript("router_echo.py"), bind)
-			var endpoint string
-			waitFor(t, testTimeout, "router_echo.py to print its endpoint", func() bool {
-				if proc.exited() {
-					t.Fatalf("router_echo.py exited early: %v", proc.wait())
-				}
-				out := proc.out.String()
-				if i := strings.IndexByte(out, '\n'); i >= 0 {
-					endpoint = strings.TrimSpace(out[:i])
-					return true
-				}
-				return false
-			})
+			endpoint := proc.endpoint(t)
 			c := dialT(t, endpoint, Options{})
 			if c.PeerType() != "ROUTER" {
 				t.Fatalf("peer type %q", c.PeerType())
