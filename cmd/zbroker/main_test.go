@@ -18,7 +18,7 @@ import (
 	"github.com/zbroker/zbroker/zpipes"
 )
 
-type syncBuffer = testsupport.Buffer // cluster_test.go uses it too
+type syncBuffer = testsupport.Buffer // the name this package's tests use
 
 func uniqueName(tag string) string { return "itest-" + tag + "-" + rand.Text()[:10] }
 
