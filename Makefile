@@ -6,9 +6,12 @@ FUZZTIME    ?= 60s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Stamp the binaries with the VCS revision (zbroker --version) when git
-# can read the tree; a tarball or a tree git refuses still builds.
+# can read the tree; a tarball or a tree git refuses still builds. Without
+# the symbol table and DWARF (-s -w) the broker, which embeds a NATS server
+# for cluster mode, is 21 MB instead of 30; stack traces and pprof keep
+# their function names (they come from the runtime's own tables).
 VCS         := $(shell git rev-parse --git-dir >/dev/null 2>&1 && echo auto || echo false)
-GOBUILD      = $(GO) build -buildvcs=$(VCS)
+GOBUILD      = $(GO) build -buildvcs=$(VCS) -trimpath -ldflags='-s -w'
 
 # make install PREFIX=/usr/local DESTDIR=/staging
 PREFIX      ?= /usr/local

@@ -38,6 +38,10 @@ func TestMakeInstall(t *testing.T) {
 			t.Errorf("man page of %s: %v\n%.300s", tool, err, page)
 		}
 	}
+	// What users install, NATS server included, stays small to copy around.
+	if fi, err := os.Stat(filepath.Join(prefix, "bin", "zbroker")); err != nil || fi.Size() > 30_000_000 {
+		t.Errorf("installed zbroker: %v, want at most 30 MB (size %d)", err, fi.Size())
+	}
 	if _, err := os.Stat(filepath.Join(prefix, "bin", "zpipes-bench")); err == nil {
 		t.Error("the benchmark was installed")
 	}
