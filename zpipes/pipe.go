@@ -7,8 +7,11 @@ const chunkOverhead = 64
 // cost is what a queued chunk is charged against the memory limits. A
 // small chunk is decoded in one allocation with its WRITE and pipe-name
 // frames and keeps them alive, so the name is charged too.
-func (p *pipe) cost(chunk []byte) int64 {
-	return int64(len(chunk)+len(p.name)) + chunkOverhead
+func (p *pipe) cost(chunk []byte) int64 { return p.costOf(1, int64(len(chunk))) }
+
+// costOf is what chunks holding payload bytes in all are charged.
+func (p *pipe) costOf(chunks int, payload int64) int64 {
+	return payload + int64(chunks)*(int64(len(p.name))+chunkOverhead)
 }
 
 // writerQueue is the server's account of one writer connection's use of a

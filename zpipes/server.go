@@ -246,7 +246,7 @@ func Start(opts Options) (*Server, error) {
 	for _, r := range recovered {
 		p := newPipe(r.Name, s.store.Queue(r.Name))
 		p.chunks = r.Chunks
-		p.bytes = r.Bytes + int64(r.Chunks)*(int64(len(r.Name))+chunkOverhead)
+		p.bytes = p.costOf(r.Chunks, r.Bytes)
 		s.total += p.bytes
 		s.pipes[p.name] = p
 	}
@@ -372,7 +372,7 @@ func (s *Server) complete(d Done) {
 		if p == nil {
 			continue
 		}
-		cost := h.Bytes + int64(h.Chunks)*(int64(len(p.name))+chunkOverhead)
+		cost := p.costOf(h.Chunks, h.Bytes)
 		p.chunks += h.Chunks
 		p.bytes += cost
 		s.total += cost
