@@ -3,6 +3,7 @@ package clone
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -180,4 +181,33 @@ func TestSilentServerDetected(t *testing.T) {
 	o.HeartbeatTimeout = 200 * time.Millisecond
 	c := connect(t, o)
 	waitFor(t, "resync", func() bool { return c.Syncs() >= 2 })
+}
+
+func TestCancelledSetWaitForgetsItsWaiter(t *testing.T) {
+	s := startServer(t, Options{})
+	c := connect(t, clientOpts(s, "mine/"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.SetWait(ctx, "mine/k", []byte("v"), 0); err == nil {
+		t.Fatal("SetWait with a cancelled context succeeded")
+	}
+	if err := c.SetWait(context.Background(), "other/k", []byte("v"), 0); err == nil {
+		t.Fatal("SetWait outside the subtree would wait forever, want an error")
+	}
+	c.mu.Lock()
+	n := len(c.waiters)
+	c.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d waiters left after a cancelled SetWait", n)
+	}
+}
+
+func TestConcurrentClose(t *testing.T) {
+	s := startServer(t, Options{})
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Close() }()
+	}
+	wg.Wait()
 }

@@ -3,6 +3,7 @@ package clone
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -45,5 +46,45 @@ func TestSlowSubscriberDisconnected(t *testing.T) {
 	}
 	if v, ok := c.Get("last"); !ok || string(v) != "x" {
 		t.Fatalf("reading subscriber missed the last update: %q %v", v, ok)
+	}
+}
+
+// A peer asking for snapshot after snapshot without reading them gets one
+// at a time: the server never queues many copies of the map for it.
+func TestOneSnapshotInFlightPerPeer(t *testing.T) {
+	s := startServer(t, Options{})
+	c := connect(t, clientOpts(s, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	value := make([]byte, 1024) // 2 MB in all: more than socket buffers hold
+	for i := 0; i < 2000; i++ {
+		c.Set(fmt.Sprintf("k/%04d", i), value, 0)
+	}
+	if err := c.SetWait(ctx, "k/last", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	d, err := zmtp.Dial(ctx, s.Endpoints().Snapshot, zmtp.Options{SocketType: "DEALER"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const asks = 20
+	for i := 0; i < asks; i++ {
+		d.Send([][]byte{[]byte(KeyICANHAZ), []byte("k/")})
+	}
+	// Before anything is read, at most the first snapshot (plus the
+	// Go client's own) has been made.
+	waitFor(t, "the first snapshot", func() bool { return s.Stats().Snapshots >= 2 })
+	if n := s.Stats().Snapshots; n > 2 {
+		t.Fatalf("%d snapshots made for a peer that read none", n)
+	}
+	for got := 0; got < asks; {
+		f, err := d.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(f[0]) == KeyKTHXBAI {
+			got++
+		}
 	}
 }
