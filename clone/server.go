@@ -283,12 +283,21 @@ func (s *Server) run() {
 	for {
 		s.armTTL(ttl)
 		select {
-		case ev := <-snapEv:
-			s.onSnapshot(ev)
-		case ev := <-pubEv:
-			s.onPublisher(ev)
-		case ev := <-collEv:
-			s.onCollector(ev)
+		case batch := <-snapEv:
+			for _, ev := range batch.Events {
+				s.onSnapshot(ev)
+			}
+			batch.Release()
+		case batch := <-pubEv:
+			for _, ev := range batch.Events {
+				s.onPublisher(ev)
+			}
+			batch.Release()
+		case batch := <-collEv:
+			for _, ev := range batch.Events {
+				s.onCollector(ev)
+			}
+			batch.Release()
 		case <-snapCheck.C:
 			s.serveWaitingSnapshots()
 		case <-hb.C:

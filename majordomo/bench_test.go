@@ -131,47 +131,50 @@ func startRelay(b testing.TB, oneAtATime bool) *zmtp.Socket {
 		next := 0
 		var idle []*zmtp.Conn
 		var waiting [][][]byte
-		for ev := range sock.Events() {
-			switch ev.Type {
-			case zmtp.Connected:
-				conns[ev.Conn.ID()] = ev.Conn
-			case zmtp.Disconnected:
-				delete(conns, ev.Conn.ID())
-			case zmtp.Message:
-				f := ev.Frames
-				switch {
-				case len(f) == 1 && string(f[0]) == "W":
-					isWorker[ev.Conn] = true
-					workers = append(workers, ev.Conn)
-					idle = append(idle, ev.Conn)
-				case isWorker[ev.Conn]:
-					if c := conns[binary.BigEndian.Uint64(f[0])]; c != nil {
-						c.Send(f[1:])
-					}
-					if oneAtATime {
-						if len(waiting) > 0 {
-							ev.Conn.Send(waiting[0])
-							waiting = waiting[1:]
-						} else {
-							idle = append(idle, ev.Conn)
-						}
-					}
-				case len(workers) > 0:
-					out := make([][]byte, 0, len(f)+1)
-					out = append(out, binary.BigEndian.AppendUint64(nil, ev.Conn.ID()))
-					out = append(out, f...)
+		for batch := range sock.Events() {
+			for _, ev := range batch.Events {
+				switch ev.Type {
+				case zmtp.Connected:
+					conns[ev.Conn.ID()] = ev.Conn
+				case zmtp.Disconnected:
+					delete(conns, ev.Conn.ID())
+				case zmtp.Message:
+					f := ev.Frames
 					switch {
-					case !oneAtATime:
-						workers[next%len(workers)].Send(out)
-						next++
-					case len(idle) > 0:
-						idle[0].Send(out)
-						idle = idle[1:]
-					default:
-						waiting = append(waiting, out)
+					case len(f) == 1 && string(f[0]) == "W":
+						isWorker[ev.Conn] = true
+						workers = append(workers, ev.Conn)
+						idle = append(idle, ev.Conn)
+					case isWorker[ev.Conn]:
+						if c := conns[binary.BigEndian.Uint64(f[0])]; c != nil {
+							c.Send(f[1:])
+						}
+						if oneAtATime {
+							if len(waiting) > 0 {
+								ev.Conn.Send(waiting[0])
+								waiting = waiting[1:]
+							} else {
+								idle = append(idle, ev.Conn)
+							}
+						}
+					case len(workers) > 0:
+						out := make([][]byte, 0, len(f)+1)
+						out = append(out, binary.BigEndian.AppendUint64(nil, ev.Conn.ID()))
+						out = append(out, f...)
+						switch {
+						case !oneAtATime:
+							workers[next%len(workers)].Send(out)
+							next++
+						case len(idle) > 0:
+							idle[0].Send(out)
+							idle = idle[1:]
+						default:
+							waiting = append(waiting, out)
+						}
 					}
 				}
 			}
+			batch.Release()
 		}
 	}()
 	b.Cleanup(func() { sock.Close() })

@@ -338,15 +338,18 @@ func (s *Server) run() {
 	events := s.sock.Events()
 	for {
 		select {
-		case ev, ok := <-events:
+		case batch, ok := <-events:
 			if !ok {
 				s.final = s.snapshot()
 				return
 			}
 			if !s.closing {
 				s.now = time.Now()
-				s.event(ev)
+				for _, ev := range batch.Events {
+					s.event(ev)
+				}
 			}
+			batch.Release()
 		case <-t.C:
 			if !s.closing {
 				s.now = time.Now()

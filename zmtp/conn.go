@@ -45,6 +45,38 @@ type Event struct {
 	Err error
 }
 
+// Batch is what a connection's reader delivers with one channel
+// operation: every complete message it found in the bytes it read (at
+// most maxBatch), or a Connected or Disconnected event. Waking the owner
+// once per message cost more than the work on a small message (issue 14's
+// profiles of all three services). A batch holds one connection's events,
+// in order. The receiver owns it until it calls Release.
+type Batch struct {
+	Events []Event
+}
+
+// maxBatch caps the events of one batch, so that a read buffer full of
+// tiny messages does not become one huge batch, and the owner's Pause or
+// a full send queue takes effect within a bounded number of messages.
+const maxBatch = 128
+
+var batches = sync.Pool{New: func() any { return &Batch{Events: make([]Event, 0, 16)} }}
+
+func newBatch() *Batch { return batches.Get().(*Batch) }
+
+// Release hands b back for reuse once its events have been handled; the
+// frames of its messages stay the receiver's (keep the frames, not the
+// Events list). Optional: a batch not released is left to the garbage
+// collector, but releasing keeps the event path free of allocations.
+func (b *Batch) Release() {
+	if cap(b.Events) > 4*maxBatch {
+		return
+	}
+	clear(b.Events) // drop references to frames and connections
+	b.Events = b.Events[:0]
+	batches.Put(b)
+}
+
 // Outgoing is a queued message with an optional reference for its sender,
 // returned in Event.Unsent if it could not be written.
 type Outgoing struct {
@@ -81,9 +113,11 @@ type Conn struct {
 	sealer   *curveSealer // CURVE only; owned by the writer goroutine
 	opener   *curveOpener // CURVE only; owned by the reader goroutine
 
-	events chan<- Event
+	events chan<- *Batch
 	done   <-chan struct{} // closed when nobody consumes events any more
-	own    chan Event      // a dialed connection's events, read by Recv
+	own    chan *Batch     // a dialed connection's events, read by Recv
+	recvB  *Batch          // the batch Recv is taking messages from
+	recvAt int             // the next event of recvB
 	// dialed marks our own side of a connection: it reads replies no
 	// matter how much the application has queued to send, and reads to
 	// the end even after a failed write, as replies may still be there.
@@ -97,6 +131,7 @@ type Conn struct {
 	peerPingEvery time.Duration
 	userClosed    chan struct{} // a dialed connection's Close was called
 	block         frameBlock    // frame lists of messages read, see readBuffered
+	batch         *Batch        // the batch the reader is filling
 	err           error         // why the connection ended, set before readerDone
 
 	mu          sync.Mutex
@@ -185,7 +220,8 @@ func (c *Conn) Queued() (messages int, bytes int64) {
 func (c *Conn) Written() uint64 { return c.written.Load() }
 
 // Pause stops reading from the peer until Resume. Messages already read
-// are still delivered. The broker uses it to hold back a client whose
+// are still delivered: the rest of the batch being handled, and a batch
+// in the reader's hands and per slot of the event buffer. The broker uses it to hold back a client whose
 // commands it cannot accept yet.
 func (c *Conn) Pause() {
 	c.mu.Lock()
@@ -230,7 +266,7 @@ func signal(ch chan struct{}) {
 
 // newConn takes over from the handshake, whose reader hsr may hold bytes
 // the peer sent after its READY.
-func newConn(id uint64, nc net.Conn, hsr *bufio.Reader, opts *Options, hs handshakeResult, events chan<- Event, done <-chan struct{}) *Conn {
+func newConn(id uint64, nc net.Conn, hsr *bufio.Reader, opts *Options, hs handshakeResult, events chan<- *Batch, done <-chan struct{}) *Conn {
 	c := &Conn{
 		id:         id,
 		nc:         nc,
@@ -267,14 +303,28 @@ func (c *Conn) start(announce bool) {
 	go c.readLoop(announce)
 }
 
-func (c *Conn) deliver(ev Event) bool {
+// add appends an event to the batch being filled.
+func (c *Conn) add(ev Event) {
+	if c.batch == nil {
+		c.batch = newBatch()
+	}
+	c.batch.Events = append(c.batch.Events, ev)
+}
+
+// flush delivers the batch being filled, if any.
+func (c *Conn) flush() bool {
+	b := c.batch
+	if b == nil {
+		return true
+	}
+	c.batch = nil
 	select { // a plain send first: cheaper than a two-way select
-	case c.events <- ev:
+	case c.events <- b:
 		return true
 	default:
 	}
 	select {
-	case c.events <- ev:
+	case c.events <- b:
 		return true
 	case <-c.done:
 		return false
@@ -284,11 +334,15 @@ func (c *Conn) deliver(ev Event) bool {
 func (c *Conn) readLoop(announce bool) {
 	defer close(c.readerDone)
 	var err error
-	if announce && !c.deliver(Event{Type: Connected, Conn: c}) {
-		err = ErrClosed
+	if announce {
+		c.add(Event{Type: Connected, Conn: c})
+		if !c.flush() {
+			err = ErrClosed
+		}
 	}
 	for err == nil {
-		if err = c.waitReadable(); err != nil {
+		var room int
+		if room, err = c.waitReadable(); err != nil {
 			break
 		}
 		var frames [][]byte
@@ -300,10 +354,21 @@ func (c *Conn) readLoop(announce bool) {
 			c.endPartial()
 		}
 		c.rs.arrived = time.Time{}
-		if err != nil {
-			break
+		if err == nil {
+			c.add(Event{Type: Message, Conn: c, Frames: frames})
+			// Every other message already complete in what was read
+			// goes with it: one channel operation, one wake-up of the
+			// owner, for the lot.
+			for n := 1; n < room; n++ {
+				if frames = c.nextBuffered(); frames == nil {
+					break
+				}
+				c.add(Event{Type: Message, Conn: c, Frames: frames})
+			}
 		}
-		if !c.deliver(Event{Type: Message, Conn: c, Frames: frames}) {
+		// Messages read before an error (and subscriptions) are
+		// delivered before the Disconnected event.
+		if !c.flush() && err == nil {
 			err = ErrClosed
 		}
 	}
@@ -331,13 +396,41 @@ func (c *Conn) readLoop(announce bool) {
 		err = ErrClosed
 	}
 	c.err = err
-	c.deliver(Event{Type: Disconnected, Conn: c, Unsent: c.unsent, Err: err})
+	c.add(Event{Type: Disconnected, Conn: c, Unsent: c.unsent, Err: err})
+	c.flush()
+}
+
+// nextBuffered returns the next data message if it is complete in what
+// has been read already, else nil, consuming nothing: it takes no
+// syscall, no deadline and no budget. (CURVE messages are opened one
+// frame at a time by readMessage.)
+func (c *Conn) nextBuffered() [][]byte {
+	if c.opener != nil {
+		return nil
+	}
+	budget := c.opts.MaxMessageSize
+	if c.br != nil {
+		if c.br.Buffered() == 0 {
+			return nil
+		}
+		msg, _ := readBuffered(c.br, budget, c.opts.MaxFrames, &c.block)
+		return msg
+	}
+	msg, used := decodeMessage(c.rs.src.pending, budget, c.opts.MaxFrames, &c.block)
+	if msg != nil {
+		if c.rs.src.pending = c.rs.src.pending[used:]; len(c.rs.src.pending) == 0 {
+			c.rs.src.pending = nil
+		}
+	}
+	return msg
 }
 
 // waitReadable blocks while the connection is paused or its send queue is
 // over its bounds. Meanwhile it checks now and then that the peer is still
-// there, so a paused peer that dies is noticed.
-func (c *Conn) waitReadable() error {
+// there, so a paused peer that dies is noticed. room is how many messages
+// may be read before it is asked again: what the send queue has room for
+// (each message may bring a reply), at most maxBatch.
+func (c *Conn) waitReadable() (room int, err error) {
 	var tick *time.Ticker
 	defer func() {
 		if tick != nil {
@@ -346,10 +439,14 @@ func (c *Conn) waitReadable() error {
 	}()
 	for {
 		c.mu.Lock()
-		blocked := c.paused || (!c.dialed && (c.queuedMsgs >= c.opts.SendQueueMessages || c.queuedBytes >= c.opts.SendQueueBytes))
+		room = maxBatch
+		if !c.dialed {
+			room = min(room, c.opts.SendQueueMessages-c.queuedMsgs)
+		}
+		blocked := c.paused || room <= 0 || (!c.dialed && c.queuedBytes >= c.opts.SendQueueBytes)
 		c.mu.Unlock()
 		if !blocked {
-			return nil
+			return room, nil
 		}
 		if tick == nil {
 			every := 250 * time.Millisecond
@@ -364,12 +461,12 @@ func (c *Conn) waitReadable() error {
 		select {
 		case <-c.wakeReader:
 		case <-c.closing:
-			return ErrClosed
+			return 0, ErrClosed
 		case <-tick.C:
 			// Unread data, in c.br or in the kernel, does not hide a
 			// hang-up (see peerHungUp).
 			if peerHungUp(c.nc) {
-				return io.EOF
+				return 0, io.EOF
 			}
 			// Paused for a while: hold no read buffer (a short pause
 			// is not worth the copy).
@@ -527,7 +624,9 @@ func (c *Conn) handleCommand(body []byte) error {
 		}
 		msg := append(make([]byte, 0, 1+len(data)), op)
 		msg = append(msg, data...)
-		if !c.deliver(Event{Type: Message, Conn: c, Frames: [][]byte{msg}}) {
+		// Delivered at once: the next frame may be long in coming.
+		c.add(Event{Type: Message, Conn: c, Frames: [][]byte{msg}})
+		if !c.flush() {
 			return ErrClosed
 		}
 	}

@@ -305,7 +305,8 @@ func TestTooLarge(t *testing.T) {
 // TestSlowPeer: a peer that floods requests and never reads its replies
 // does not stall replies to another peer, and stops being read once its
 // send queue is full: the messages taken from it plateau near
-// SendQueueMessages + EventBuffer instead of growing without bound.
+// SendQueueMessages + EventBuffer batches (each of at most what the queue
+// had room for) instead of growing without bound.
 func TestSlowPeer(t *testing.T) {
 	const sqm, eb = 16, 4
 	reply := make([]byte, 256<<10) // big replies fill the kernel buffers fast
@@ -362,9 +363,10 @@ func TestSlowPeer(t *testing.T) {
 	if after != plateau {
 		t.Errorf("slow peer kept being read while stalled: %d then %d", plateau, after)
 	}
-	// Its queue, what the event channel holds, the one in hand, and a few
-	// replies in kernel buffers.
-	if limit := int64(sqm + eb + 32); after > limit || after < sqm {
+	// Its queue, what the event channel holds, the batch in hand (each
+	// batch at most what the queue had room for), and a few replies in
+	// kernel buffers.
+	if limit := int64(sqm + (eb+1)*sqm + 32); after > limit || after < sqm {
 		t.Errorf("read %d messages from a peer that never reads; want between %d and %d", after, sqm, limit)
 	}
 }
@@ -668,10 +670,13 @@ func TestHeartbeatNotSentToZMTP30(t *testing.T) {
 }
 
 // TestPauseResume: after Pause no more messages are read beyond those
-// already in hand; Resume delivers the rest in order; a paused peer that
-// dies is still reported, with or without data pending.
+// already in hand (the rest of the batch Pause was called in, and a batch
+// per event buffer slot and in the reader's hands); Resume delivers the
+// rest in order; a paused peer that dies is still reported, with or
+// without data pending.
 func TestPauseResume(t *testing.T) {
 	const eb = 1
+	const maxAfter = (eb + 2) * maxBatch
 	// server pauses a connection when it receives "pause" and hands every
 	// message to the test.
 	server := func(t *testing.T, endpoint string) (*testServer, func(string)) {
@@ -707,13 +712,13 @@ func TestPauseResume(t *testing.T) {
 		c := dialT(t, ts.endpoint(), Options{})
 		srv := ts.next(Connected).Conn
 		c.Send([][]byte{[]byte("pause")})
-		const n = 20
+		const n = maxAfter + maxBatch
 		for i := 1; i <= n; i++ {
 			c.Send([][]byte{fmt.Appendf(nil, "%d", i)})
 		}
 		expect("pause")
-		if extra := delivered(ts, 500*time.Millisecond); extra > eb+1 {
-			t.Fatalf("%d messages delivered after Pause, want at most %d (already read)", extra, eb+1)
+		if extra := delivered(ts, 500*time.Millisecond); extra > maxAfter {
+			t.Fatalf("%d messages delivered after Pause, want at most %d (already read)", extra, maxAfter)
 		}
 		srv.Resume()
 		for i := 1; i <= n; i++ {
@@ -732,8 +737,8 @@ func TestPauseResume(t *testing.T) {
 			ts, expect := server(t, tr.endpoint(t))
 			c := dialT(t, ts.endpoint(), Options{})
 			ts.next(Connected)
-			// The reader delivers at most eb+1 more messages after "pause"
-			// and then waits, paused, with the rest unread.
+			// The reader delivers at most maxAfter more messages after
+			// "pause" and then waits, paused, with the rest unread.
 			c.Send([][]byte{[]byte("pause")})
 			for i := 0; i < pending; i++ {
 				c.Send([][]byte{fmt.Appendf(nil, "pending %d", i)})
@@ -747,8 +752,8 @@ func TestPauseResume(t *testing.T) {
 			start := time.Now()
 			ev := ts.nextWithin(Disconnected, 10*time.Second)
 			t.Logf("paused peer's death reported after %v: %v", time.Since(start), ev.Err)
-			if extra := ts.msgs.Load() - 1; extra > eb+1 {
-				t.Fatalf("%d messages delivered after Pause, want at most %d", extra, eb+1)
+			if extra := ts.msgs.Load() - 1; extra > maxAfter {
+				t.Fatalf("%d messages delivered after Pause, want at most %d", extra, maxAfter)
 			}
 		})
 	}

@@ -115,17 +115,20 @@ func startServer(t testing.TB, endpoint string, opts Options, onMsg func(Event))
 	ts := &testServer{t: t, sock: sock, life: make(chan Event, 4096), stopped: make(chan struct{})}
 	go func() {
 		defer close(ts.stopped)
-		for ev := range sock.Events() {
-			if ev.Type == Message {
-				ts.msgs.Add(1)
-				onMsg(ev)
-				continue
+		for b := range sock.Events() {
+			for _, ev := range b.Events {
+				if ev.Type == Message {
+					ts.msgs.Add(1)
+					onMsg(ev)
+					continue
+				}
+				select {
+				case ts.life <- ev:
+				default:
+					panic("testServer: lifecycle event buffer full")
+				}
 			}
-			select {
-			case ts.life <- ev:
-			default:
-				panic("testServer: lifecycle event buffer full")
-			}
+			b.Release()
 		}
 	}()
 	t.Cleanup(ts.close)

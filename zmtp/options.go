@@ -34,7 +34,8 @@ type Options struct {
 	HeartbeatTimeout  time.Duration
 	// HandshakeTimeout bounds greeting and READY exchange. Default 10s.
 	HandshakeTimeout time.Duration
-	// EventBuffer is the capacity of a Socket's event channel. Default 64.
+	// EventBuffer is the capacity of a Socket's event channel, in batches
+	// (see Batch). Default 64.
 	EventBuffer int
 	// Curve, if set, makes every connection use the CURVE mechanism
 	// (encrypted and authenticated, curve.go) instead of NULL; a peer

@@ -63,7 +63,7 @@ type Socket struct {
 	opts     Options
 	l        net.Listener
 	endpoint string
-	events   chan Event
+	events   chan *Batch
 	done     chan struct{}
 	wg       sync.WaitGroup
 
@@ -95,7 +95,7 @@ func Listen(endpoint string, opts Options) (*Socket, error) {
 		opts:     opts,
 		l:        l,
 		endpoint: endpointOf(l),
-		events:   make(chan Event, opts.EventBuffer),
+		events:   make(chan *Batch, opts.EventBuffer),
 		done:     make(chan struct{}),
 		conns:    map[*Conn]struct{}{},
 		pending:  map[net.Conn]struct{}{},
@@ -108,8 +108,16 @@ func Listen(endpoint string, opts Options) (*Socket, error) {
 // Endpoint is the bound endpoint, with the real port for "tcp://...:0".
 func (s *Socket) Endpoint() string { return s.endpoint }
 
-// Events delivers every peer's events. It is closed after Close.
-func (s *Socket) Events() <-chan Event { return s.events }
+// Events delivers every peer's events in batches, each of one
+// connection (see Batch). It is closed after Close. The usual loop:
+//
+//	for b := range sock.Events() {
+//		for _, ev := range b.Events {
+//			handle(ev)
+//		}
+//		b.Release()
+//	}
+func (s *Socket) Events() <-chan *Batch { return s.events }
 
 func (s *Socket) acceptLoop() {
 	defer s.wg.Done()
@@ -245,7 +253,7 @@ func Dial(ctx context.Context, endpoint string, opts Options) (*Conn, error) {
 		nc.Close()
 		return nil, err
 	}
-	events := make(chan Event, opts.EventBuffer)
+	events := make(chan *Batch, opts.EventBuffer)
 	if opts.Guard == nil {
 		opts.Guard = &unguarded
 	}
@@ -263,20 +271,27 @@ func Dial(ctx context.Context, endpoint string, opts Options) (*Conn, error) {
 // connection ends it returns why (io.EOF if the peer closed it, ErrClosed
 // after Close). Recv is for one goroutine at a time.
 func (c *Conn) Recv() ([][]byte, error) {
-	select {
-	case ev := <-c.own:
-		if ev.Type == Message {
-			return ev.Frames, nil
-		}
-	case <-c.readerDone:
-		select {
-		case ev := <-c.own:
-			if ev.Type == Message {
-				return ev.Frames, nil
+	for {
+		if b := c.recvB; b != nil {
+			for c.recvAt < len(b.Events) {
+				ev := b.Events[c.recvAt]
+				c.recvAt++
+				if ev.Type == Message {
+					return ev.Frames, nil
+				}
 			}
-		default:
+			c.recvB = nil
+			b.Release()
 		}
+		select {
+		case c.recvB = <-c.own:
+		case <-c.readerDone:
+			select {
+			case c.recvB = <-c.own:
+			default:
+				return nil, c.err
+			}
+		}
+		c.recvAt = 0
 	}
-	<-c.readerDone
-	return nil, c.err
 }

@@ -288,15 +288,15 @@ func (s *Server) run() {
 	events := s.sock.Events()
 	notes := s.store.Notes()
 	for {
-		var ev zmtp.Event
+		var batch *zmtp.Batch
 		var ok bool
 		// Under load an event is almost always ready: take it with a
 		// plain receive, far cheaper than the select below.
 		select {
-		case ev, ok = <-events:
+		case batch, ok = <-events:
 		default:
 			select {
-			case ev, ok = <-events:
+			case batch, ok = <-events:
 			case n := <-notes:
 				s.complete(s.store.Handle(n))
 				s.afterEvent()
@@ -321,7 +321,10 @@ func (s *Server) run() {
 			s.closeStore()
 			return
 		}
-		s.dispatch(ev)
+		for _, ev := range batch.Events {
+			s.dispatch(ev)
+		}
+		batch.Release()
 		// Under load events never run dry: take the store's notes
 		// too, or WRITEs would wait for their OKs until they do.
 		select {

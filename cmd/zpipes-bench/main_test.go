@@ -230,34 +230,37 @@ func lifoBroker(t *testing.T, badSize bool) string {
 	go func() {
 		stacks := map[string][][]byte{}
 		waiting := map[string][]*zmtp.Conn{}
-		for ev := range sock.Events() {
-			if ev.Type != zmtp.Message {
-				continue
+		for batch := range sock.Events() {
+			for _, ev := range batch.Events {
+				if ev.Type != zmtp.Message {
+					continue
+				}
+				f, name := ev.Frames, string(ev.Frames[1])
+				switch string(f[0]) {
+				case "WRITE":
+					chunk := f[2]
+					if badSize {
+						chunk = append(chunk, 0)
+					}
+					ev.Conn.Send([][]byte{[]byte("OK")})
+					if w := waiting[name]; len(w) > 0 {
+						w[0].Send([][]byte{chunk})
+						waiting[name] = w[1:]
+					} else {
+						stacks[name] = append(stacks[name], chunk)
+					}
+				case "READ":
+					if s := stacks[name]; len(s) > 0 {
+						ev.Conn.Send([][]byte{s[len(s)-1]})
+						stacks[name] = s[:len(s)-1]
+					} else {
+						waiting[name] = append(waiting[name], ev.Conn)
+					}
+				default:
+					ev.Conn.Send([][]byte{[]byte("OK")})
+				}
 			}
-			f, name := ev.Frames, string(ev.Frames[1])
-			switch string(f[0]) {
-			case "WRITE":
-				chunk := f[2]
-				if badSize {
-					chunk = append(chunk, 0)
-				}
-				ev.Conn.Send([][]byte{[]byte("OK")})
-				if w := waiting[name]; len(w) > 0 {
-					w[0].Send([][]byte{chunk})
-					waiting[name] = w[1:]
-				} else {
-					stacks[name] = append(stacks[name], chunk)
-				}
-			case "READ":
-				if s := stacks[name]; len(s) > 0 {
-					ev.Conn.Send([][]byte{s[len(s)-1]})
-					stacks[name] = s[:len(s)-1]
-				} else {
-					waiting[name] = append(waiting[name], ev.Conn)
-				}
-			default:
-				ev.Conn.Send([][]byte{[]byte("OK")})
-			}
+			batch.Release()
 		}
 	}()
 	return sock.Endpoint()
@@ -447,16 +450,19 @@ func TestLibzmqLoadFails(t *testing.T) {
 	// them with "OK" would race, on another connection, the ERROR reply
 	// to WRITE for the first error the generator reports.
 	go func() {
-		for ev := range sock.Events() {
-			if ev.Type == zmtp.Message {
-				switch string(ev.Frames[0]) {
-				case "WRITE":
-					ev.Conn.Send([][]byte{[]byte("ERROR"), []byte("no")})
-				case "READ":
-				default:
-					ev.Conn.Send([][]byte{[]byte("OK")})
+		for batch := range sock.Events() {
+			for _, ev := range batch.Events {
+				if ev.Type == zmtp.Message {
+					switch string(ev.Frames[0]) {
+					case "WRITE":
+						ev.Conn.Send([][]byte{[]byte("ERROR"), []byte("no")})
+					case "READ":
+					default:
+						ev.Conn.Send([][]byte{[]byte("OK")})
+					}
 				}
 			}
+			batch.Release()
 		}
 	}()
 	res, err := runLoadC(context.Background(), tools.Load, loadConfig{Endpoint: ep, Size: 64, Writers: 1, Pipes: 1, Window: 4,

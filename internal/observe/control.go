@@ -61,15 +61,18 @@ func (c *ControlServer) Close() {
 // one at a time bounds what a flood of requests can cost the services.
 func (c *ControlServer) run(b *Broker) {
 	defer close(c.stopped)
-	for ev := range c.sock.Events() {
-		if ev.Type != zmtp.Message {
-			continue
+	for batch := range c.sock.Events() {
+		for _, ev := range batch.Events {
+			if ev.Type != zmtp.Message {
+				continue
+			}
+			env, req := ev.Frames[:0], ev.Frames
+			if ev.Conn.PeerType() == "REQ" && len(req) > 0 && len(req[0]) == 0 {
+				env, req = req[:1], req[1:]
+			}
+			ev.Conn.Send(append(env[:len(env):len(env)], answer(b, req)...))
 		}
-		env, req := ev.Frames[:0], ev.Frames
-		if ev.Conn.PeerType() == "REQ" && len(req) > 0 && len(req[0]) == 0 {
-			env, req = req[:1], req[1:]
-		}
-		ev.Conn.Send(append(env[:len(env):len(env)], answer(b, req)...))
+		batch.Release()
 	}
 }
 

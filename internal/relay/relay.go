@@ -70,10 +70,13 @@ func (r *Relay) Close() {
 
 func (r *Relay) run() {
 	defer close(r.stopped)
-	for ev := range r.sock.Events() {
-		if ev.Type == zmtp.Message {
-			r.handle(ev.Conn, ev.Frames)
+	for batch := range r.sock.Events() {
+		for _, ev := range batch.Events {
+			if ev.Type == zmtp.Message {
+				r.handle(ev.Conn, ev.Frames)
+			}
 		}
+		batch.Release()
 	}
 }
 

@@ -615,10 +615,13 @@ func TestProtocolErrorDisconnects(t *testing.T) {
 	must(t, err)
 	t.Cleanup(func() { sock.Close() })
 	go func() {
-		for ev := range sock.Events() {
-			if ev.Type == zmtp.Message {
-				ev.Conn.Send([][]byte{[]byte("not OK")})
+		for batch := range sock.Events() {
+			for _, ev := range batch.Events {
+				if ev.Type == zmtp.Message {
+					ev.Conn.Send([][]byte{[]byte("not OK")})
+				}
 			}
+			batch.Release()
 		}
 	}()
 	ctx := testCtx(t)
