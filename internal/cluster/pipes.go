@@ -422,7 +422,7 @@ func (q *pipeQueue) publish(chunk []byte) bool {
 	msg.Header.Set(jetstream.MsgIDHeader, q.s.leases.holder+"-"+strconv.FormatUint(q.published, 36))
 	full := false
 	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout(len(chunk)))
 		_, err := q.s.js.PublishMsg(ctx, msg)
 		cancel()
 		if err == nil {
@@ -448,6 +448,17 @@ func (q *pipeQueue) publish(chunk []byte) bool {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// publishTimeout bounds one publish attempt. A publish sent to a stream
+// leader that just died is never answered; the retry, to the new leader,
+// comes this long after it: short, so a writer's stall after a failover
+// is the election's (JetStream's Raft elects within 4 to 9 s of a
+// SIGKILL, at once after a graceful stop) and not a long timeout. Large
+// chunks get the time their transfer to the replicas takes. A retry of a
+// chunk that was stored after all is dropped by its message ID.
+func publishTimeout(size int) time.Duration {
+	return time.Second + time.Duration(size)*time.Second/(4<<20)
 }
 
 func isFull(err error) bool {
