@@ -11,5 +11,5 @@ func (s *Server) refusePipe(c *client, env [][]byte) {
 		s.log.Warn("OPEN refused: too many pipes open on one connection", "conn", c.conn.ID(),
 			"peer", c.conn.Peer(), "limit", s.opts.MaxPipesPerConnection)
 	}
-	s.respond(c, env, [][]byte{errFrame, []byte(fmt.Sprintf("too many pipes open on this connection (limit %d)", s.opts.MaxPipesPerConnection))}, nil, 0)
+	s.respond(c, env, [][]byte{errFrame, []byte(fmt.Sprintf("too many pipes open on this connection (limit %d)", s.opts.MaxPipesPerConnection))}, delivery{}, 0)
 }

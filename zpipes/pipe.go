@@ -47,7 +47,8 @@ type pipe struct {
 	taken   int
 	openers int
 	reader  *client
-	waiting []*slot // the reader's READs waiting for a chunk, in order
+	ack     *ackState // what the reader holds, if it acknowledges
+	waiting []*slot   // the reader's READs waiting for a chunk, in order
 	stalled []stalledWrite
 }
 

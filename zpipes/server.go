@@ -36,6 +36,12 @@ type Options struct {
 	// OPEN beyond it gets ERROR "too many pipes open on this connection".
 	// Default 1024.
 	MaxPipesPerConnection int
+	// MaxUnacked and MaxUnackedBytes bound what one acknowledging reader
+	// (OPEN / pipe / ACK) holds unacknowledged, in chunks and payload
+	// bytes: past either, its READs wait as on an empty pipe until it
+	// acknowledges. Defaults 10,000 and 64 MiB.
+	MaxUnacked      int
+	MaxUnackedBytes int64
 	// Store keeps the queued chunks; nil: NewMemoryStore(). The server
 	// serves the pipes it recovered and closes it when it stops.
 	Store  Store
@@ -73,6 +79,12 @@ func (o Options) WithDefaults() Options {
 	if o.MaxPipesPerConnection <= 0 {
 		o.MaxPipesPerConnection = 1024
 	}
+	if o.MaxUnacked <= 0 {
+		o.MaxUnacked = 10_000
+	}
+	if o.MaxUnackedBytes <= 0 {
+		o.MaxUnackedBytes = 64 << 20
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -84,8 +96,9 @@ type Stats struct {
 	Clients     int   // live connections
 	Pipes       int   // pipes held open or holding chunks
 	Chunks      int   // chunks queued in all pipes
-	QueuedBytes int64 // their cost against TotalLimit
+	QueuedBytes int64 // their cost against TotalLimit, unacknowledged ones included
 	Stalled     int   // WRITEs held back by the memory limits
+	Unacked     int   // chunks held by acknowledging readers, not yet acknowledged
 }
 
 // Server is a running zpipes broker. All broker state is owned by one
@@ -131,6 +144,8 @@ type client struct {
 	conn   *zmtp.Conn
 	fromRE bool // a REQ peer: commands carry an envelope
 	open   map[string]*pipe
+	// acking holds the pipes opened with ACK (nil if none).
+	acking map[*pipe]struct{}
 	// slots are this connection's replies not yet sent, in command
 	// order: replies on a connection must keep the order of its
 	// commands, and a READ may wait while later commands complete.
@@ -154,8 +169,16 @@ type client struct {
 // sentChunk is a chunk sent to a reader as its message number seq.
 type sentChunk struct {
 	seq   uint64
-	p     *pipe
 	chunk Chunk
+	delivery
+}
+
+// delivery says where the chunk of a READ reply comes from: its pipe, and
+// the acknowledging reader's state that holds it (nil for a plain
+// reader). Zero for other replies.
+type delivery struct {
+	p   *pipe
+	ack *ackState
 }
 
 // heldReadAhead is how much of its WRITEs held back by the limits a
@@ -174,9 +197,9 @@ type slot struct {
 	reply    [][]byte
 	cost     int64 // counted in its client's owed
 	ready    bool
-	from     *pipe  // a READ reply: the pipe its chunk was taken from
-	id       uint64 // and the chunk's store ID
-	heldBack *pipe  // an unanswered WRITE held by the memory limits
+	from     delivery // a READ reply: where its chunk was taken from
+	id       uint64   // and the chunk's store ID
+	heldBack *pipe    // an unanswered WRITE held by the memory limits
 }
 
 // owe appends a slot for a reply to c's. The envelope is copied because
@@ -352,7 +375,7 @@ func (s *Server) closeStore() {
 func (s *Server) complete(d Done) {
 	for _, tok := range d.Stored {
 		if c := tok.(*client); !c.gone {
-			s.fill(c, c.storing.PopFront(), okReply, nil, 0)
+			s.fill(c, c.storing.PopFront(), okReply, delivery{}, 0)
 		}
 	}
 	for _, name := range d.Ready {
@@ -365,8 +388,11 @@ func (s *Server) complete(d Done) {
 			c := p.reader
 			waiting := p.waiting
 			p.reader, p.waiting = nil, nil
+			if p.ack != nil {
+				s.ackLeave(p, true)
+			}
 			for _, sl := range waiting {
-				s.fill(c, sl, [][]byte{errFrame, []byte(r.Reason)}, nil, 0)
+				s.fill(c, sl, [][]byte{errFrame, []byte(r.Reason)}, delivery{}, 0)
 			}
 		}
 	}
@@ -418,16 +444,17 @@ func (s *Server) confirmAll() {
 func (s *Server) confirm(c *client) {
 	written := c.conn.Written()
 	for c.out.Len() > 0 && c.out.At(0).seq <= written {
-		p := c.out.At(0).p
+		d := c.out.At(0).delivery
+		if d.ack != nil {
+			c.out.PopFront()
+			s.ackWritten(d.p, d.ack)
+			continue
+		}
 		cs := s.scratch[:0]
-		for c.out.Len() > 0 && c.out.At(0).seq <= written && c.out.At(0).p == p {
+		for c.out.Len() > 0 && c.out.At(0).seq <= written && c.out.At(0).delivery == d {
 			cs = append(cs, c.out.PopFront().chunk)
 		}
-		p.q.Consumed(cs)
-		p.taken -= len(cs)
-		clear(cs)
-		s.scratch = cs[:0]
-		s.release(p)
+		s.consume(d.p, cs)
 	}
 	if c.out.Len() == 0 {
 		delete(s.unconfirmed, c)
@@ -439,6 +466,9 @@ func (s *Server) snapshot() Stats {
 	for _, p := range s.pipes {
 		st.Chunks += p.chunks
 		st.Stalled += len(p.stalled)
+		if p.ack != nil {
+			st.Unacked += p.ack.unacked()
+		}
 	}
 	return st
 }
@@ -467,20 +497,7 @@ func (s *Server) handle(c *client, frames [][]byte) {
 		return
 	}
 	if req.verb == verbOpen {
-		if c.open[string(req.pipe)] == nil && len(c.open) >= s.opts.MaxPipesPerConnection {
-			s.refusePipe(c, env)
-			return
-		}
-		if c.open[string(req.pipe)] == nil {
-			p := s.pipes[string(req.pipe)]
-			if p == nil {
-				p = newPipe(string(req.pipe), s.store.Queue(string(req.pipe)))
-				s.pipes[p.name] = p
-			}
-			p.openers++
-			c.open[p.name] = p
-		}
-		s.respond(c, env, okReply, nil, 0)
+		s.open(c, env, req.pipe, req.ack)
 		return
 	}
 	p := c.open[string(req.pipe)]
@@ -491,11 +508,13 @@ func (s *Server) handle(c *client, frames [][]byte) {
 	switch req.verb {
 	case verbClose:
 		s.closePipe(c, p, true)
-		s.respond(c, env, okReply, nil, 0)
+		s.respond(c, env, okReply, delivery{}, 0)
 	case verbWrite:
 		s.write(c, p, env, req.chunk)
 	case verbRead:
 		s.read(c, p, env)
+	case verbAck:
+		s.acknowledge(c, p, env, req.count)
 	}
 }
 
@@ -519,12 +538,12 @@ func (s *Server) chunkReply(chunk []byte) [][]byte {
 
 func (s *Server) refuse(c *client, env [][]byte, reason string) {
 	s.log.Debug("invalid command", "conn", c.conn.ID(), "reason", reason)
-	s.respond(c, env, [][]byte{errFrame, []byte(reason)}, nil, 0)
+	s.respond(c, env, [][]byte{errFrame, []byte(reason)}, delivery{}, 0)
 }
 
 func (s *Server) write(c *client, p *pipe, env [][]byte, chunk []byte) {
 	q := p.queueOf(c)
-	if len(p.waiting) == 0 && (q.held > 0 || !s.room(p, q)) {
+	if !s.draining(p) && (q.held > 0 || !s.room(p, q)) {
 		sl := s.owe(c, env)
 		sl.heldBack = p
 		p.stalled = append(p.stalled, stalledWrite{c: c, q: q, slot: sl, chunk: chunk})
@@ -535,7 +554,7 @@ func (s *Server) write(c *client, p *pipe, env [][]byte, chunk []byte) {
 		return
 	}
 	if s.accept(c, p, q, chunk) {
-		s.respond(c, env, okReply, nil, 0)
+		s.respond(c, env, okReply, delivery{}, 0)
 		return
 	}
 	c.storing.PushBack(s.owe(c, env))
@@ -561,10 +580,15 @@ func (s *Server) read(c *client, p *pipe, env [][]byte) {
 		s.refuse(c, env, "pipe already has a reader")
 		return
 	}
-	p.reader = c
-	if len(p.waiting) == 0 {
+	if p.reader == nil {
+		p.reader = c
+		if c.acks(p) {
+			p.ack = &ackState{}
+		}
+	}
+	if len(p.waiting) == 0 && !s.atBound(p) {
 		if ch, ok := s.take(p); ok {
-			s.respond(c, env, s.chunkReply(ch.Data), p, ch.ID)
+			s.respond(c, env, s.chunkReply(ch.Data), delivery{p, p.ack}, ch.ID)
 			s.admit(p)
 			return
 		}
@@ -584,6 +608,9 @@ func (s *Server) take(p *pipe) (Chunk, bool) {
 	p.chunks--
 	p.taken++
 	s.total -= p.cost(ch.Data)
+	if p.ack != nil {
+		s.hold(p, ch)
+	}
 	return ch, true
 }
 
@@ -604,25 +631,29 @@ func (s *Server) admit(p *pipe) {
 // writer cannot hold back a light one; a pipe thus exceeds PipeLimit by at
 // most one chunk per writer. The total limit is strict.
 func (s *Server) room(p *pipe, q *writerQueue) bool {
-	return s.total < s.opts.TotalLimit && (p.bytes < s.opts.PipeLimit || p.q.Queued(q.id) == 0)
+	bytes := p.bytes
+	if p.ack != nil {
+		bytes += p.ack.cost
+	}
+	return s.total < s.opts.TotalLimit && (bytes < s.opts.PipeLimit || p.q.Queued(q.id) == 0)
 }
 
 // admitPipe admits held WRITEs that now fit, in arrival order, skipping
 // (for this pass) every later WRITE of a writer whose earlier one still
 // does not fit, so each writer's order is kept.
 func (s *Server) admitPipe(p *pipe) {
-	if len(p.stalled) == 0 || (len(p.waiting) == 0 && s.total >= s.opts.TotalLimit) {
+	if len(p.stalled) == 0 || (!s.draining(p) && s.total >= s.opts.TotalLimit) {
 		return
 	}
 	s.pass++
 	kept := p.stalled[:0]
 	for _, w := range p.stalled {
-		if w.q.pass != s.pass && (len(p.waiting) > 0 || s.room(p, w.q)) {
+		if w.q.pass != s.pass && (s.draining(p) || s.room(p, w.q)) {
 			w.slot.heldBack = nil
 			w.q.held--
 			w.c.held -= int64(len(w.chunk)) + chunkOverhead
 			if s.accept(w.c, p, w.q, w.chunk) {
-				s.fill(w.c, w.slot, okReply, nil, 0)
+				s.fill(w.c, w.slot, okReply, delivery{}, 0)
 			} else {
 				w.c.storing.PushBack(w.slot)
 			}
@@ -639,9 +670,9 @@ func (s *Server) admitPipe(p *pipe) {
 }
 
 // respond replies at once unless earlier replies of the client are still
-// owed, in which case the reply waits its turn. A READ reply carries the
-// pipe and store ID of its chunk.
-func (s *Server) respond(c *client, env, reply [][]byte, from *pipe, id uint64) {
+// owed, in which case the reply waits its turn. A READ reply carries
+// where its chunk comes from and its store ID.
+func (s *Server) respond(c *client, env, reply [][]byte, from delivery, id uint64) {
 	if len(c.slots) == 0 {
 		s.send(c, env, reply, from, id)
 		return
@@ -650,7 +681,7 @@ func (s *Server) respond(c *client, env, reply [][]byte, from *pipe, id uint64) 
 }
 
 // fill completes a slot and sends every reply that is now in turn.
-func (s *Server) fill(c *client, sl *slot, reply [][]byte, from *pipe, id uint64) {
+func (s *Server) fill(c *client, sl *slot, reply [][]byte, from delivery, id uint64) {
 	sl.reply, sl.ready, sl.from, sl.id = reply, true, from, id
 	sl.cost += framesSize(reply)
 	c.owed += framesSize(reply)
@@ -671,22 +702,23 @@ func (s *Server) fill(c *client, sl *slot, reply [][]byte, from *pipe, id uint64
 	s.updatePause(c)
 }
 
-func (s *Server) send(c *client, env, reply [][]byte, from *pipe, id uint64) {
+func (s *Server) send(c *client, env, reply [][]byte, from delivery, id uint64) {
 	frames := reply
 	if len(env) > 0 {
 		frames = append(env[:len(env):len(env)], reply...)
 	}
 	if err := c.conn.Send(frames); err != nil {
-		if from != nil {
+		if from.p != nil && from.ack == nil {
 			// The reader is gone and its Disconnected event is on its
 			// way: the chunk was never handed over, so it goes back.
-			s.giveBack(from, []Chunk{{Data: reply[0], ID: id}})
+			// (An acknowledging reader's chunks go back as it leaves.)
+			s.giveBack(from.p, []Chunk{{Data: reply[0], ID: id}})
 		}
 		return
 	}
 	c.sent++
-	if from != nil {
-		c.out.PushBack(sentChunk{seq: c.sent, p: from, chunk: Chunk{Data: reply[0], ID: id}})
+	if from.p != nil {
+		c.out.PushBack(sentChunk{seq: c.sent, chunk: Chunk{Data: reply[0], ID: id}, delivery: from})
 		s.unconfirmed[c] = struct{}{}
 	}
 }
@@ -731,9 +763,15 @@ func (s *Server) updatePause(c *client) {
 // are answered with an error; on disconnect there is nobody to answer.
 func (s *Server) closePipe(c *client, p *pipe, answer bool) {
 	delete(c.open, p.name)
+	delete(c.acking, p)
 	p.openers--
 	if p.reader == c {
 		p.reader = nil
+		if p.ack != nil {
+			// Before the store hears the reader left: a replicated
+			// store hands back what it holds, these chunks included.
+			s.ackLeave(p, answer)
+		}
 		if rt, ok := p.q.(ReaderTracker); ok {
 			rt.ReaderLeft()
 		}
@@ -741,7 +779,7 @@ func (s *Server) closePipe(c *client, p *pipe, answer bool) {
 		p.waiting = nil
 		for _, sl := range waiting {
 			if answer {
-				s.fill(c, sl, [][]byte{errFrame, []byte("pipe closed while READ was waiting")}, nil, 0)
+				s.fill(c, sl, [][]byte{errFrame, []byte("pipe closed while READ was waiting")}, delivery{}, 0)
 			}
 		}
 	}
@@ -768,16 +806,27 @@ func (s *Server) disconnect(c *client) {
 	c.gone = true
 	s.confirm(c) // the count of written messages is final now
 	back := map[*pipe][]Chunk{}
+	unsent := func(d delivery, ch Chunk) {
+		switch {
+		case d.ack == nil:
+			back[d.p] = append(back[d.p], ch)
+		case d.ack.left && d.ack.early > 0:
+			// Acknowledged early, by a reader gone from the pipe.
+			d.ack.early--
+			s.consume(d.p, append(s.scratch[:0], d.ack.chunks.PopFront()))
+		}
+		// Others go back as the reader leaves, below.
+	}
 	for c.out.Len() > 0 {
 		o := c.out.PopFront()
-		back[o.p] = append(back[o.p], o.chunk)
+		unsent(o.delivery, o.chunk)
 	}
 	delete(s.unconfirmed, c)
 	dropped := 0
 	for _, sl := range c.slots {
 		switch {
-		case sl.ready && sl.from != nil:
-			back[sl.from] = append(back[sl.from], Chunk{Data: sl.reply[0], ID: sl.id})
+		case sl.ready && sl.from.p != nil:
+			unsent(sl.from, Chunk{Data: sl.reply[0], ID: sl.id})
 		case sl.heldBack != nil:
 			p := sl.heldBack
 			for i, w := range p.stalled {
@@ -820,7 +869,7 @@ func (s *Server) serveWaiting(p *pipe) {
 
 // serve hands queued chunks to READs waiting on p.
 func (s *Server) serve(p *pipe) {
-	for len(p.waiting) > 0 {
+	for len(p.waiting) > 0 && !s.atBound(p) {
 		ch, ok := s.take(p)
 		if !ok {
 			return
@@ -828,6 +877,6 @@ func (s *Server) serve(p *pipe) {
 		sl := p.waiting[0]
 		p.waiting[0] = nil
 		p.waiting = p.waiting[1:]
-		s.fill(p.reader, sl, s.chunkReply(ch.Data), p, ch.ID)
+		s.fill(p.reader, sl, s.chunkReply(ch.Data), delivery{p, p.ack}, ch.ID)
 	}
 }

@@ -12,7 +12,8 @@ import (
 type counters struct {
 	written  uint64 // chunks accepted from writers
 	read     uint64 // chunks handed to readers
-	returned uint64 // chunks taken back from readers that died first
+	returned uint64 // chunks taken back from readers that died first or left unacknowledged
+	acked    uint64 // chunks acknowledged by acknowledging readers
 }
 
 // PipeInfo describes one pipe.
@@ -23,6 +24,10 @@ type PipeInfo struct {
 	Writers    int    // connections with the pipe open that have written to it
 	Reader     bool   // a connection has taken the reader role
 	HeldWrites int    // WRITEs held back by the memory limits
+	// Unacked and UnackedBytes are the chunks an acknowledging reader
+	// holds unacknowledged, and their payload bytes.
+	Unacked      int
+	UnackedBytes int64
 }
 
 // ConnInfo describes one client connection.
@@ -39,10 +44,11 @@ type ConnInfo struct {
 type Snapshot struct {
 	Stats
 	// Totals since the broker started. A chunk returned (its reader died
-	// before receiving it) is counted again when it is read again.
-	Written, Read, Returned uint64
-	Deepest                 []PipeInfo // the deepest pipes, deepest first
-	Conns                   []ConnInfo // the oldest connections first
+	// before receiving it, or left without acknowledging it) is counted
+	// again when it is read again.
+	Written, Read, Returned, Acked uint64
+	Deepest                        []PipeInfo // the deepest pipes, deepest first
+	Conns                          []ConnInfo // the oldest connections first
 }
 
 // Snapshot takes a snapshot on the owning goroutine, listing at most limit
@@ -53,7 +59,7 @@ func (s *Server) Snapshot(ctx context.Context, limit int) (Snapshot, error) {
 	var snap Snapshot
 	err := owner.DoContext(ctx, s.calls, s.stopped, func() {
 		snap.Stats = s.snapshot()
-		snap.Written, snap.Read, snap.Returned = s.counts.written, s.counts.read, s.counts.returned
+		snap.Written, snap.Read, snap.Returned, snap.Acked = s.counts.written, s.counts.read, s.counts.returned, s.counts.acked
 		pipes := topn.New(limit, deeper)
 		for _, p := range s.pipes {
 			pipes.Add(p.info())
@@ -81,6 +87,9 @@ func deeper(a, b PipeInfo) bool {
 
 func (p *pipe) info() PipeInfo {
 	pi := PipeInfo{Name: p.name, Chunks: p.chunks, Bytes: p.bytes, Reader: p.reader != nil, HeldWrites: len(p.stalled)}
+	if p.ack != nil {
+		pi.Unacked, pi.UnackedBytes = p.ack.unacked(), p.ack.bytes
+	}
 	for c := range p.writers {
 		if c.open[p.name] == p {
 			pi.Writers++

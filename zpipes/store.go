@@ -155,3 +155,14 @@ type Kept struct {
 	Chunks int
 	Bytes  int64
 }
+
+// AckWaiter is implemented by a Queue that bounds the chunks taken
+// without recorded consumption (to bound what a crash delivers again):
+// the server calls AwaitAck for each chunk Next returned for an
+// acknowledging reader. Such a chunk stays taken until it is acknowledged
+// (Consumed) or its reader leaves (Return), which may take long; the
+// queue does not count it against that bound, as delivering it again
+// after a crash is what the reader asked for.
+type AckWaiter interface {
+	AwaitAck(c Chunk)
+}

@@ -93,6 +93,7 @@ func (b *broker) flags(fs *flag.FlagSet) {
 	zp.PendingLimit = 64 << 20
 	fs.Var(units.Size{P: &zp.PendingLimit}, "pending-limit", "bytes one zpipes client's unsent replies may hold (256 per reply owed, plus chunks waiting their turn) before its commands stop being read")
 	fs.IntVar(&zp.MaxPipesPerConnection, "max-pipes-per-conn", 1024, "pipes one zpipes connection may have open; more OPENs get an ERROR")
+	acksFlags(fs, zp)
 
 	mdp := &b.mdp
 	fs.StringVar(&mdp.Endpoint, "mdp-endpoint", "", "serve Majordomo on this `endpoint` instead of ipc://@/majordomo/NAME")

@@ -77,11 +77,12 @@ Full pipes:
   broker's memory limits, until a reader takes chunks. write then waits,
   and says so on standard error after a few seconds.
 
-Reading into head and friends:
-  In "zpipe read PIPE | head -3", head exits after its third line, but
-  zpipe has already taken the next chunk from the pipe when it finds the
-  output closed: that chunk is lost. Use "zpipe read --count 3 PIPE", which
-  takes exactly three chunks.
+Nothing lost when read dies:
+  read acknowledges each chunk to the broker only once it has written it
+  to standard output, so if zpipe is killed, or its output closes (as in
+  "zpipe read PIPE | head -3"), the chunk it was on goes back to the head
+  of the pipe for the next reader. (With a broker that lacks acknowledging
+  readers, that chunk is lost; "--count N" still takes exactly N.)
 
 Examples:
   seq 1000 | zpipe write --lines numbers
@@ -409,16 +410,46 @@ func writeBlocks(w io.Writer, stdin io.Reader, size int) error {
 
 // read copies chunks of the pipe to stdout until the end-of-stream chunk
 // (unless --follow) or --count chunks. It sends one READ at a time, so it
-// takes no chunk out of the pipe that it does not print.
+// takes no chunk out of the pipe that it does not print. It reads as an
+// acknowledging reader if the broker can, and acknowledges a chunk once
+// written to stdout (unbuffered: in the kernel's hands), together with
+// the next READ; a chunk not written goes back to the pipe when zpipe
+// exits or dies.
 func read(ctx context.Context, c *client.Client, pipe string, cfg config, stdout io.Writer) error {
-	if err := c.Open(ctx, pipe); err != nil {
-		return err
+	acking := true
+	if err := c.OpenAck(ctx, pipe); err != nil {
+		var refused *client.BrokerError
+		if !errors.As(err, &refused) {
+			return err
+		}
+		// A broker without the extension; our connection had no pipe
+		// open, so nothing else can be refused.
+		acking = false
+		if err := c.Open(ctx, pipe); err != nil {
+			return err
+		}
+	}
+	done := 0 // chunks finished with and not yet acknowledged
+	ack := func() *client.Pending {
+		if !acking || done == 0 {
+			return nil
+		}
+		p := c.AckAsync(pipe, done)
+		done = 0
+		return p
 	}
 	for n := 0; cfg.count == 0 || n < cfg.count; {
+		acked := ack()
 		chunk, err := c.Read(ctx, pipe)
 		if err != nil {
 			return err
 		}
+		if acked != nil {
+			if _, err := acked.Wait(ctx); err != nil { // in before the chunk
+				return err
+			}
+		}
+		done++
 		if len(chunk) == 0 {
 			if cfg.follow {
 				continue
@@ -432,6 +463,11 @@ func read(ctx context.Context, c *client.Client, pipe string, cfg config, stdout
 			return fmt.Errorf("writing output: %w", err)
 		}
 		n++
+	}
+	if p := ack(); p != nil {
+		if _, err := p.Wait(ctx); err != nil {
+			return err
+		}
 	}
 	return c.Close(ctx, pipe)
 }

@@ -71,9 +71,11 @@ type ZpipesReport struct {
 	QueuedChunks   int    `json:"queued_chunks"`
 	QueuedBytes    int64  `json:"queued_bytes"`
 	HeldWrites     int    `json:"held_writes"`
+	Unacked        int    `json:"unacked"` // chunks held by acknowledging readers
 	ChunksWritten  uint64 `json:"chunks_written"`
 	ChunksRead     uint64 `json:"chunks_read"`
 	ChunksReturned uint64 `json:"chunks_returned"`
+	ChunksAcked    uint64 `json:"chunks_acked"`
 	PipeList       []Pipe `json:"pipe_list"` // the deepest first
 	ConnList       []Conn `json:"connection_list"`
 }
@@ -86,6 +88,7 @@ type Pipe struct {
 	Writers    int    `json:"writers"`
 	Reader     bool   `json:"reader"`
 	HeldWrites int    `json:"held_writes"`
+	Unacked    int    `json:"unacked"` // chunks its acknowledging reader holds unacknowledged
 }
 
 // MajordomoReport is the Majordomo service's part of a Report.
@@ -169,12 +172,12 @@ func (b *Broker) Report(ctx context.Context, limit int) Report {
 	if b.Zpipes != nil {
 		s, err := zs, zerr
 		r.Zpipes = &ZpipesReport{Health: health(err), Connections: s.Clients, Pipes: s.Stats.Pipes,
-			QueuedChunks: s.Chunks, QueuedBytes: s.QueuedBytes, HeldWrites: s.Stalled,
-			ChunksWritten: s.Written, ChunksRead: s.Read, ChunksReturned: s.Returned,
+			QueuedChunks: s.Chunks, QueuedBytes: s.QueuedBytes, HeldWrites: s.Stalled, Unacked: s.Unacked,
+			ChunksWritten: s.Written, ChunksRead: s.Read, ChunksReturned: s.Returned, ChunksAcked: s.Acked,
 			PipeList: []Pipe{}, ConnList: []Conn{}}
 		for _, p := range s.Deepest {
 			r.Zpipes.PipeList = append(r.Zpipes.PipeList, Pipe{Name: EscapeName(p.Name), Depth: p.Chunks,
-				Bytes: p.Bytes, Writers: p.Writers, Reader: p.Reader, HeldWrites: p.HeldWrites})
+				Bytes: p.Bytes, Writers: p.Writers, Reader: p.Reader, HeldWrites: p.HeldWrites, Unacked: p.Unacked})
 		}
 		for _, c := range s.Conns {
 			r.Zpipes.ConnList = append(r.Zpipes.ConnList, connOf(c.ID, c.Type, c.Peer, "", zpipesDetail(c)))

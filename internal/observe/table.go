@@ -21,13 +21,13 @@ func WriteTable(w io.Writer, r Report) error {
 	var conns [][]string
 	if z := r.Zpipes; z != nil {
 		fmt.Fprintf(tw, "\nzpipes: %s\n", serving(z.Health))
-		fmt.Fprintf(tw, "  connections %d, pipes %d, queued %d chunks, %d bytes, held writes %d\n",
-			z.Connections, z.Pipes, z.QueuedChunks, z.QueuedBytes, z.HeldWrites)
-		fmt.Fprintf(tw, "  chunks written %d, read %d, returned %d\n", z.ChunksWritten, z.ChunksRead, z.ChunksReturned)
+		fmt.Fprintf(tw, "  connections %d, pipes %d, queued %d chunks, %d bytes, held writes %d, unacknowledged %d\n",
+			z.Connections, z.Pipes, z.QueuedChunks, z.QueuedBytes, z.HeldWrites, z.Unacked)
+		fmt.Fprintf(tw, "  chunks written %d, read %d, returned %d, acknowledged %d\n", z.ChunksWritten, z.ChunksRead, z.ChunksReturned, z.ChunksAcked)
 		if len(z.PipeList) > 0 {
-			fmt.Fprintln(tw, "\n  PIPE\tDEPTH\tBYTES\tWRITERS\tREADER\tHELD")
+			fmt.Fprintln(tw, "\n  PIPE\tDEPTH\tBYTES\tWRITERS\tREADER\tHELD\tUNACKED")
 			for _, p := range z.PipeList {
-				fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%s\t%d\n", p.Name, p.Depth, p.Bytes, p.Writers, yesNo(p.Reader), p.HeldWrites)
+				fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%s\t%d\t%d\n", p.Name, p.Depth, p.Bytes, p.Writers, yesNo(p.Reader), p.HeldWrites, p.Unacked)
 			}
 			more(tw, z.Pipes-len(z.PipeList), "pipes")
 		}

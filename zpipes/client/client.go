@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -43,7 +44,7 @@ var (
 // opened, and for READ on a pipe that already has another reader. A
 // BrokerError leaves the Client usable.
 type BrokerError struct {
-	Command string // "OPEN", "CLOSE", "READ" or "WRITE"
+	Command string // "OPEN", "CLOSE", "READ", "WRITE" or "ACK"
 	Pipe    string
 	Reason  string // the broker's reason, e.g. "pipe not open on this connection"
 }
@@ -283,6 +284,55 @@ func (c *Client) OpenAsync(pipe string) *Pending {
 	return c.send(zpipes.CmdOpen, pipe, nil)
 }
 
+// OpenAck opens pipe like Open, for an acknowledging reader (the
+// extension OPEN / pipe / ACK, see docs/zpipes.md): every chunk this
+// Client then reads from pipe stays its own until it acknowledges it with
+// Ack. If the Client closes the pipe or disconnects (or its process
+// dies) first, the broker gives the unacknowledged chunks back to the
+// head of the pipe, in order, for the next reader.
+//
+// A broker without the extension refuses it with a *BrokerError; on a
+// connection that has not opened pipe yet, that error means exactly this,
+// and Open is the fallback. Opening a pipe open already in the other mode
+// is refused too (Close it first).
+func (c *Client) OpenAck(ctx context.Context, pipe string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, err := c.OpenAckAsync(pipe).Wait(ctx)
+	return err
+}
+
+// OpenAckAsync sends OPEN / pipe / ACK and returns at once; see OpenAck.
+func (c *Client) OpenAckAsync(pipe string) *Pending {
+	return c.send(zpipes.CmdOpen, pipe, []byte(zpipes.ArgAck))
+}
+
+// Ack acknowledges the oldest n chunks this Client has read from pipe
+// (opened with OpenAck) and not acknowledged yet: the broker drops them
+// for good. Acknowledge a chunk only once you are done with it (written
+// it out, committed it): until then it is safe from your process dying.
+// Acknowledging more than it holds is refused with a *BrokerError and
+// changes nothing.
+//
+// The broker holds at most a bound of unacknowledged chunks per reader
+// (its --max-unacked, default 10000); past it, Reads wait until Ack.
+// Replies come in command order, so Ack waits for the replies of the
+// READs sent before it: with ReadAsync pipelined past the bound, use
+// AckAsync and do not wait for it before acknowledging more.
+func (c *Client) Ack(ctx context.Context, pipe string, n int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, err := c.AckAsync(pipe, n).Wait(ctx)
+	return err
+}
+
+// AckAsync sends ACK and returns at once; see Ack.
+func (c *Client) AckAsync(pipe string, n int) *Pending {
+	return c.send(zpipes.CmdAck, pipe, strconv.AppendInt(nil, int64(n), 10))
+}
+
 // CloseAsync sends CLOSE and returns at once; see Close.
 func (c *Client) CloseAsync(pipe string) *Pending {
 	return c.send(zpipes.CmdClose, pipe, nil)
@@ -342,11 +392,13 @@ func (c *Client) abandon(p *Pending) {
 	c.orphans[p.pipe] = list
 }
 
-func (c *Client) send(cmd, pipe string, chunk []byte) *Pending {
+// send sends cmd / pipe, and third as a third frame if not nil (WRITE's
+// chunk, ACK's count, OPEN's ACK flag).
+func (c *Client) send(cmd, pipe string, third []byte) *Pending {
 	p := &Pending{cmd: cmd, pipe: pipe, done: make(chan struct{})}
 	frames := [][]byte{[]byte(cmd), []byte(pipe)}
-	if cmd == zpipes.CmdWrite {
-		frames = append(frames, chunk)
+	if third != nil {
+		frames = append(frames, third)
 	}
 	c.mu.Lock()
 	if c.err != nil {

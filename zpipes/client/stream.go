@@ -99,6 +99,7 @@ type streamConfig struct {
 	ctx    context.Context
 	window int
 	eos    bool
+	ack    bool
 }
 
 func newStreamConfig(opts []StreamOption) streamConfig {
@@ -131,6 +132,16 @@ func WithWindow(n int) StreamOption {
 // skips empty chunks and never returns io.EOF.
 func WithEOS() StreamOption {
 	return func(c *streamConfig) { c.eos = true }
+}
+
+// WithAck makes a Reader an acknowledging reader (Client.OpenAck): it
+// acknowledges a chunk once it has returned all of its bytes and is asked
+// for more (or reaches the end of stream, or is closed), so a chunk it was
+// still serving when the process died goes to the next reader. A Writer
+// ignores it. The broker must support the extension: without it the
+// Reader fails with the broker's *BrokerError (see Client.OpenAck).
+func WithAck() StreamOption {
+	return func(c *streamConfig) { c.ack = true }
 }
 
 // ErrStreamClosed is returned by the methods of a Writer or Reader after
@@ -262,6 +273,9 @@ type Reader struct {
 	closed bool
 	buf    []byte
 	err    error // sticky: io.EOF or a failure
+	// served counts the chunks returned in full and not yet
+	// acknowledged (WithAck).
+	served int
 }
 
 // NewReader returns a Reader reading pipe over c. Nothing is sent until
@@ -283,6 +297,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]
+	if len(r.buf) == 0 {
+		r.served++ // returned in full: the next fill acknowledges it
+	}
 	return n, nil
 }
 
@@ -304,7 +321,27 @@ func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
 		if err != nil {
 			return total, err
 		}
+		r.served++ // dst has it all: the next fill acknowledges it
 	}
+}
+
+// ackAsync sends an ACK of the chunks returned in full, if any.
+func (r *Reader) ackAsync() *Pending {
+	if !r.cfg.ack || r.served == 0 {
+		return nil
+	}
+	p := r.c.AckAsync(r.pipe, r.served)
+	r.served = 0
+	return p
+}
+
+// ackWait acknowledges the chunks returned in full and waits for the OK.
+func (r *Reader) ackWait() error {
+	if p := r.ackAsync(); p != nil {
+		_, err := p.Wait(r.cfg.ctx)
+		return err
+	}
+	return nil
 }
 
 // fill makes sure r.buf is not empty, or says why it cannot be.
@@ -318,21 +355,37 @@ func (r *Reader) fill() error {
 		}
 		if !r.opened {
 			r.opened = true
-			if _, err := r.c.OpenAsync(r.pipe).Wait(r.cfg.ctx); err != nil {
+			open := r.c.OpenAsync
+			if r.cfg.ack {
+				open = r.c.OpenAckAsync
+			}
+			if _, err := open(r.pipe).Wait(r.cfg.ctx); err != nil {
 				if r.cfg.ctx.Err() == nil {
 					r.err = err
 				}
 				return err
 			}
 		}
+		// The ACK goes with the READ: its reply comes first, so it is
+		// in by the time the chunk is.
+		acked := r.ackAsync()
 		chunk, err := r.c.Read(r.cfg.ctx, r.pipe)
+		if err == nil && acked != nil && acked.isDone() && acked.err != nil {
+			err = acked.err
+		}
 		switch {
 		case err != nil && r.cfg.ctx.Err() != nil:
 			return err
 		case err != nil:
 			r.err = err
 		case len(chunk) == 0 && r.cfg.eos:
+			r.served++ // the end-of-stream mark is consumed here
 			r.err = io.EOF
+			if err := r.ackWait(); err != nil {
+				r.err = err
+			}
+		case len(chunk) == 0:
+			r.served++ // skipped
 		default:
 			r.buf = chunk
 		}
@@ -349,12 +402,16 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	r.closed = true
-	r.buf = nil
+	r.buf = nil // a chunk returned in part is not acknowledged: it goes back
 	if !r.opened {
 		return nil
 	}
+	acked := r.ackAsync()
 	// Sent even if the context has ended: it releases the reader role
 	// and any READ still waiting. Only waiting for the reply is bounded.
 	_, err := r.c.CloseAsync(r.pipe).Wait(r.cfg.ctx)
+	if acked != nil && acked.isDone() && acked.err != nil && err == nil {
+		err = acked.err
+	}
 	return err
 }

@@ -1,0 +1,272 @@
+package zpipes
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ackReader opens pipe p with ACK on a new connection.
+func ackReader(t *testing.T, srv *Server) *peer {
+	t.Helper()
+	r := dialPeer(t, srv)
+	expect(t, "OPEN ACK", r.do("OPEN", "p", "ACK"), "OK")
+	return r
+}
+
+// writeAll writes chunks to p over a new connection.
+func writeAll(t *testing.T, srv *Server, chunks ...string) *peer {
+	t.Helper()
+	w := dialPeer(t, srv)
+	expect(t, "OPEN", w.do("OPEN", "p"), "OK")
+	for _, c := range chunks {
+		expect(t, "WRITE", w.do("WRITE", "p", c), "OK")
+	}
+	return w
+}
+
+func unacked(t *testing.T, srv *Server) (int, PipeInfo) {
+	t.Helper()
+	snap, err := srv.Snapshot(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range snap.Deepest {
+		if p.Name == "p" {
+			if p.Unacked != snap.Unacked {
+				t.Fatalf("pipe p holds %d unacknowledged, the broker %d", p.Unacked, snap.Unacked)
+			}
+			return snap.Unacked, p
+		}
+	}
+	return snap.Unacked, PipeInfo{}
+}
+
+// Unacknowledged chunks go back to the head of the pipe, in the order they
+// were delivered, when the reader CLOSEs the pipe or its connection ends;
+// acknowledged ones are gone.
+func TestAckUnacknowledgedGoBack(t *testing.T) {
+	for _, how := range []string{"CLOSE", "disconnect"} {
+		t.Run(how, func(t *testing.T) {
+			srv := startServer(t, Options{})
+			writeAll(t, srv, "a", "b", "c", "d", "e")
+			r := ackReader(t, srv)
+			for _, want := range []string{"a", "b", "c"} {
+				expect(t, "READ", r.do("READ", "p"), want)
+			}
+			expect(t, "ACK 1", r.do("ACK", "p", "1"), "OK")
+			if n, pi := unacked(t, srv); n != 2 || pi.UnackedBytes != 2 || pi.Chunks != 2 {
+				t.Fatalf("after reading 3 and acking 1: %d unacked, pipe %+v; want 2 unacked, 2 queued", n, pi)
+			}
+			if how == "CLOSE" {
+				expect(t, "CLOSE", r.do("CLOSE", "p"), "OK")
+			} else {
+				r.c.Close()
+			}
+			waitStats(t, srv, func(s Stats) bool { return s.Chunks == 4 && s.Unacked == 0 })
+			r2 := dialPeer(t, srv) // a plain reader gets them too
+			expect(t, "OPEN", r2.do("OPEN", "p"), "OK")
+			for _, want := range []string{"b", "c", "d", "e"} {
+				expect(t, "READ", r2.do("READ", "p"), want)
+			}
+			if st := srv.Stats(); st.Chunks != 0 || st.QueuedBytes != 0 {
+				t.Fatalf("after reading all: %+v", st)
+			}
+		})
+	}
+}
+
+// Every wrong ACK gets ERROR and changes nothing: the chunks held stay
+// held, and a right ACK afterwards still works.
+func TestAckWrong(t *testing.T) {
+	srv := startServer(t, Options{})
+	writeAll(t, srv, "a", "b", "c")
+	r := ackReader(t, srv)
+	expect(t, "READ", r.do("READ", "p"), "a")
+	expect(t, "READ", r.do("READ", "p"), "b")
+	plain := dialPeer(t, srv)
+	expect(t, "OPEN", plain.do("OPEN", "p"), "OK")
+	other := ackReader(t, srv) // opened with ACK, but not the reader
+	before := srv.Stats()
+	cases := []struct {
+		p      *peer
+		cmd    []string
+		reason string
+	}{
+		{r, []string{"ACK", "p", "3"}, "ACK of 3 chunks, but this connection holds only 2 unacknowledged"},
+		{r, []string{"ACK", "p", "0"}, "ACK count must be"},
+		{r, []string{"ACK", "p", "-1"}, "ACK count must be"},
+		{r, []string{"ACK", "p", "+1"}, "ACK count must be"},
+		{r, []string{"ACK", "p", " 1"}, "ACK count must be"},
+		{r, []string{"ACK", "p", "1 "}, "ACK count must be"},
+		{r, []string{"ACK", "p", "1x"}, "ACK count must be"},
+		{r, []string{"ACK", "p", ""}, "ACK count must be"},
+		{r, []string{"ACK", "p", "1000000000"}, "ACK count must be"},
+		{r, []string{"ACK", "p", "99999999999999999999"}, "ACK count must be"},
+		{r, []string{"ACK", "p"}, "ACK needs a count frame"},
+		{r, []string{"ACK", "p", "1", "1"}, "ACK takes 3 frames, got 4"},
+		{r, []string{"ACK", "", "1"}, "missing pipe name"},
+		{r, []string{"ACK", "q", "1"}, "pipe not open on this connection"},
+		{r, []string{"ack", "p", "1"}, "unknown command"},
+		{r, []string{"OPEN", "p"}, "pipe already open on this connection with ACK"},
+		{r, []string{"OPEN", "p", "ack"}, "OPEN's third frame must be ACK"},
+		{plain, []string{"ACK", "p", "1"}, "pipe not opened with ACK on this connection"},
+		{plain, []string{"OPEN", "p", "ACK"}, "pipe already open on this connection without ACK"},
+		{other, []string{"ACK", "p", "1"}, "ACK of 1 chunks, but this connection holds none unacknowledged"},
+	}
+	for _, c := range cases {
+		got := c.p.do(c.cmd...)
+		if !strings.HasPrefix(got, "ERROR|"+c.reason) {
+			t.Errorf("%q: got %q, want ERROR|%s...", c.cmd, got, c.reason)
+		}
+		if n, _ := unacked(t, srv); n != 2 {
+			t.Fatalf("%q changed the unacknowledged chunks to %d", c.cmd, n)
+		}
+	}
+	if st := srv.Stats(); st != before {
+		t.Fatalf("wrong ACKs changed the broker: %+v, was %+v", st, before)
+	}
+	expect(t, "ACK 2", r.do("ACK", "p", "2"), "OK")
+	expect(t, "READ", r.do("READ", "p"), "c")
+	expect(t, "ACK 1", r.do("ACK", "p", "1"), "OK")
+	expect(t, "ACK more", r.do("ACK", "p", "1"), "ERROR|ACK of 1 chunks, but this connection holds only 0 unacknowledged")
+}
+
+// A reader at its bound waits as on an empty pipe; acknowledging lets it
+// go on. Its waiting READs do not let writes past the pipe limit, which
+// counts the unacknowledged chunks too.
+func TestAckBound(t *testing.T) {
+	for _, bound := range []string{"chunks", "bytes"} {
+		t.Run(bound, func(t *testing.T) {
+			opts := Options{MaxUnacked: 3, PipeLimit: 1800}
+			if bound == "bytes" {
+				opts = Options{MaxUnackedBytes: 250, PipeLimit: 1800} // the third 100-byte chunk passes it
+			}
+			srv := startServer(t, opts)
+			var chunks []string
+			for i := range 6 {
+				chunks = append(chunks, fmt.Sprintf("%03d%s", i, strings.Repeat(".", 97)))
+			}
+			w := writeAll(t, srv, chunks...)
+			r := ackReader(t, srv)
+			for range 5 {
+				r.send("READ", "p")
+			}
+			for i := range 3 {
+				expect(t, "READ", r.recv(), chunks[i])
+			}
+			held := func(queued int) {
+				t.Helper()
+				time.Sleep(100 * time.Millisecond) // time to take more if it would
+				if n, pi := unacked(t, srv); n != 3 || pi.Chunks != queued {
+					t.Fatalf("at the bound: %d unacked, %+v; want 3, %d queued", n, pi, queued)
+				}
+			}
+			held(3)
+			// 6 chunks of 100+65 bytes are charged 990: a 1 KiB chunk
+			// gets in, the next is held though READs wait, and stays
+			// held while 3 queued and 3 unacknowledged chunks and the
+			// big one are charged 1914.
+			big := strings.Repeat("x", 1024)
+			w.send("WRITE", "p", big)
+			w.send("WRITE", "p", "after")
+			expect(t, "WRITE", w.recv(), "OK")
+			waitStats(t, srv, func(s Stats) bool { return s.Stalled == 1 })
+			r.send("ACK", "p", "1")
+			expect(t, "READ", r.recv(), chunks[3])
+			held(3)
+			// The ACK's OK comes in command order, after the READ that
+			// waits at the bound: a client must not wait for it before
+			// it acknowledges more.
+			r.send("ACK", "p", "3")
+			expect(t, "READ", r.recv(), chunks[4])
+			expect(t, "ACK", r.recv(), "OK")
+			expect(t, "ACK", r.recv(), "OK")
+			expect(t, "WRITE", w.recv(), "OK")
+			expect(t, "READ", r.do("READ", "p"), chunks[5])
+			if got := r.do("READ", "p"); got != big {
+				t.Fatalf("READ: got %d bytes, want the 1 KiB chunk", len(got))
+			}
+			expect(t, "ACK", r.do("ACK", "p", "3"), "OK")
+			expect(t, "READ", r.do("READ", "p"), "after")
+		})
+	}
+}
+
+// A reader's chunks are its own: re-opening the pipe with the other mode
+// is refused, and CLOSE then OPEN without ACK makes a plain reader.
+func TestAckModeSwitch(t *testing.T) {
+	srv := startServer(t, Options{})
+	w := writeAll(t, srv, "a", "b")
+	expect(t, "CLOSE", w.do("CLOSE", "p"), "OK")
+	r := ackReader(t, srv)
+	expect(t, "OPEN ACK again", r.do("OPEN", "p", "ACK"), "OK")
+	expect(t, "READ", r.do("READ", "p"), "a")
+	expect(t, "CLOSE", r.do("CLOSE", "p"), "OK")
+	expect(t, "OPEN", r.do("OPEN", "p"), "OK")
+	expect(t, "READ", r.do("READ", "p"), "a")
+	expect(t, "ACK", r.do("ACK", "p", "1"), "ERROR|pipe not opened with ACK on this connection")
+	expect(t, "READ", r.do("READ", "p"), "b")
+	expect(t, "CLOSE", r.do("CLOSE", "p"), "OK")
+	waitStats(t, srv, func(s Stats) bool { return s.Pipes == 0 && s.QueuedBytes == 0 })
+}
+
+// Chunks the reader acknowledges before the broker knows them written (a
+// peer that does not read its socket) are consumed once written, or when
+// the connection ends; chunks not yet written when the reader CLOSEs go
+// back as copies, byte for byte, while the originals still go out.
+func TestAckBeforeWritten(t *testing.T) {
+	big := func(c byte) string { return strings.Repeat(string(c), 16<<20) }
+	srv := startServer(t, Options{})
+	w := writeAll(t, srv, big('a'), big('b'), big('c'))
+	expect(t, "CLOSE", w.do("CLOSE", "p"), "OK")
+	r := dialRaw(t, srv)
+	r.send("OPEN", "p", "ACK")
+	r.send("READ", "p")
+	r.send("READ", "p")
+	r.send("READ", "p")
+	waitStats(t, srv, func(s Stats) bool { return s.Unacked == 3 })
+	r.send("ACK", "p", "1") // a: surely not all in the socket yet
+	waitStats(t, srv, func(s Stats) bool { return s.Unacked == 2 })
+	r.send("CLOSE", "p")
+	waitStats(t, srv, func(s Stats) bool { return s.Unacked == 0 && s.Chunks == 2 })
+	r2 := dialPeer(t, srv)
+	expect(t, "OPEN", r2.do("OPEN", "p"), "OK")
+	for _, c := range []byte{'b', 'c'} {
+		if got := r2.do("READ", "p"); got != big(c) {
+			t.Fatalf("given back: got %d bytes starting %q, want 16 MiB of %q", len(got), got[:min(len(got), 8)], c)
+		}
+	}
+	expect(t, "CLOSE", r2.do("CLOSE", "p"), "OK")
+	if st := srv.Stats(); st.Pipes != 1 {
+		t.Fatalf("pipe released while a is still on its way: %+v", st)
+	}
+	r.nc.Close()
+	waitStats(t, srv, func(s Stats) bool { return s.Clients == 2 && s.Pipes == 0 && s.QueuedBytes == 0 })
+}
+
+// Acknowledged chunks leave the memory charge; unacknowledged ones stay
+// in it, and the total limit holds writers back for them.
+func TestAckChargedAgainstLimits(t *testing.T) {
+	srv := startServer(t, Options{TotalLimit: 1000})
+	chunk := strings.Repeat("x", 400)
+	w := writeAll(t, srv, chunk, chunk)
+	r := ackReader(t, srv)
+	expect(t, "READ", r.do("READ", "p"), chunk)
+	expect(t, "READ", r.do("READ", "p"), chunk)
+	st := srv.Stats()
+	if st.Chunks != 0 || st.Unacked != 2 || st.QueuedBytes != 2*(400+65) {
+		t.Fatalf("2 chunks held: %+v", st)
+	}
+	w.send("WRITE", "p", chunk)
+	w.send("WRITE", "p", chunk)
+	expect(t, "WRITE", w.recv(), "OK")
+	waitStats(t, srv, func(s Stats) bool { return s.Stalled == 1 })
+	expect(t, "ACK", r.do("ACK", "p", "2"), "OK")
+	expect(t, "WRITE", w.recv(), "OK")
+	if st := srv.Stats(); st.Unacked != 0 || st.Chunks != 2 || st.QueuedBytes != 2*(400+65) {
+		t.Fatalf("after the ACK: %+v", st)
+	}
+}
