@@ -5,6 +5,8 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/zbroker/zbroker/internal/gcfloor"
+
 	"github.com/zbroker/zbroker/internal/units"
 )
 
@@ -15,9 +17,9 @@ const memoryHeadroom = 256 << 20
 
 // memorySettings is --memory-limit: a soft limit for the Go runtime, so
 // that garbage (every chunk read becomes garbage once written on) never
-// takes the broker far past what its limits hold. It does not make the
-// GC run less often below it (GOGC does that, at a cost in RSS; see
-// BENCHMARKS.md).
+// takes the broker far past what its limits hold. Below it, a floor under
+// the heap goal (internal/gcfloor, an eighth of the limit at most) keeps
+// a small heap from being collected every few MiB (see BENCHMARKS.md).
 type memorySettings struct{ limit int64 }
 
 func registerMemoryFlags(fs *flag.FlagSet) *memorySettings {
@@ -38,10 +40,13 @@ func memoryLimit(flagLimit, totalLimit, receiveLimit int64, env string) int64 {
 	return totalLimit + receiveLimit + memoryHeadroom
 }
 
-// apply sets the runtime's memory limit and returns it for the log.
+// apply sets the runtime's memory limit and the heap floor under it, and
+// returns the limit for the log.
 func (m *memorySettings) apply(totalLimit, receiveLimit int64) int64 {
 	if l := memoryLimit(m.limit, totalLimit, receiveLimit, os.Getenv("GOMEMLIMIT")); l > 0 {
 		debug.SetMemoryLimit(l)
 	}
-	return debug.SetMemoryLimit(-1)
+	limit := debug.SetMemoryLimit(-1)
+	gcfloor.Start(gcfloor.For(limit))
+	return limit
 }

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/gcfloor"
 	"github.com/zbroker/zbroker/internal/relay"
 	"github.com/zbroker/zbroker/zpipes"
 )
@@ -55,6 +56,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
+	// The heap floor zbroker sets with its default limits (memory.go):
+	// the child is measured as zbroker runs.
+	gcfloor.Start(gcfloor.For(0))
 	var stop func()
 	switch args[0] {
 	case "zpipes":
