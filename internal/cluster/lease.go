@@ -57,8 +57,12 @@ func (l *leases) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 			Description: "zbroker: which host serves each pipe's reader",
 			History:     1,
 			TTL:         leaseTTL,
-			Storage:     jetstream.MemoryStorage,
-			Replicas:    l.replicas,
+			// File, not memory: a memory replica restarts empty, and
+			// the group of a replica restarted and a replica killed
+			// after it never elects a leader again (every lease
+			// request unanswered).
+			Storage:  jetstream.FileStorage,
+			Replicas: l.replicas,
 		})
 		l.kv = kv
 		return err
