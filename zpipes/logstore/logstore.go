@@ -14,7 +14,9 @@
 // state; the latest mark wins. At start, the chunks above their writer's
 // consumed mark are queued again, each writer's in order, writers round
 // robin; those at or below "taken" were out to a reader at the crash and
-// are delivered again (at least once), which is logged.
+// are delivered again (at least once), which is logged. An acknowledging
+// reader's chunks are consumed when it acknowledges them, so a crash
+// queues every chunk it held unacknowledged again.
 //
 // # Space
 //
@@ -46,7 +48,10 @@ const (
 // maxOut bounds the chunks of a pipe taken for its reader whose
 // consumption is not yet written to the log: at most this many can be
 // delivered again after a crash (unless the log could not be written at
-// the time, see Handle).
+// the time, see Handle). Chunks held by an acknowledging reader
+// (AwaitAck) do not count until acknowledged: they are consumed only
+// then, so a crash delivers every one of them again, as that reader
+// asked; the server bounds them per reader (--max-unacked).
 const maxOut = 128
 
 // Options configure a Store.
@@ -126,6 +131,9 @@ type entry struct {
 	// fromTransport: Next handed out the chunk's own frame from the
 	// transport, not a copy read back from the log.
 	fromTransport bool
+	// awaitingAck: taken by an acknowledging reader, not counted in its
+	// queue's out until Consumed.
+	awaitingAck bool
 }
 
 type writer struct {
@@ -536,6 +544,12 @@ func (s *Store) readBack(e *entry) ([]byte, error) {
 	return p[e.hdr:], nil
 }
 
+// AwaitAck implements zpipes.AckWaiter.
+func (q *queue) AwaitAck(c zpipes.Chunk) {
+	q.s.taken[c.ID].awaitingAck = true
+	q.out--
+}
+
 // Consumed implements zpipes.Queue.
 func (q *queue) Consumed(cs []zpipes.Chunk) {
 	s := q.s
@@ -543,6 +557,12 @@ func (q *queue) Consumed(cs []zpipes.Chunk) {
 	for _, c := range cs {
 		e := s.taken[c.ID]
 		delete(s.taken, c.ID)
+		if e.awaitingAck {
+			// Acknowledged: out until its consumption is written, like
+			// every chunk consumed (see the mark pushed below).
+			e.awaitingAck = false
+			q.out++
+		}
 		s.consume(e)
 		// Written in full to the reader's socket and, once the log has
 		// written its record too, referenced nowhere: its memory goes back
@@ -617,8 +637,12 @@ func (q *queue) Return(cs []zpipes.Chunk) {
 		delete(s.taken, cs[i].ID)
 		e.data = cs[i].Data
 		q.returned.PushFront(e)
+		if e.awaitingAck {
+			e.awaitingAck = false
+		} else {
+			q.out--
+		}
 	}
-	q.out -= len(cs)
 }
 
 // Queued implements zpipes.Queue.

@@ -16,6 +16,7 @@ func Run(t *testing.T, open func(t *testing.T) zpipes.Store) {
 	t.Run("GiveBackOrder", func(t *testing.T) { giveBackOrder(t, open(t)) })
 	t.Run("RoundRobin", func(t *testing.T) { roundRobin(t, open(t)) })
 	t.Run("Release", func(t *testing.T) { release(t, open(t)) })
+	t.Run("HeldForAck", func(t *testing.T) { heldForAck(t, open(t)) })
 }
 
 // Settle passes the store's notes to Handle until every Append with a
@@ -155,6 +156,54 @@ func roundRobin(t *testing.T, s zpipes.Store) {
 			t.Fatalf("heavy writer out of order: got %s, want h%d", c, h)
 		}
 		h++
+	}
+}
+
+// An acknowledging reader holds many chunks taken, unconsumed, for long
+// (AwaitAck): the store keeps serving it (the server bounds what one
+// reader holds). What it acknowledges is consumed, in any grouping; what
+// it gives back leaving comes first again, in delivery order, ahead of
+// chunks given back before.
+func heldForAck(t *testing.T, s zpipes.Store) {
+	defer s.Close()
+	q := s.Queue("p")
+	w := q.NewWriter()
+	const n = 1000
+	var chunks []string
+	for i := range n {
+		chunks = append(chunks, fmt.Sprint(i))
+	}
+	appendAll(t, s, q, w, chunks...)
+	take := func(from, to int) []zpipes.Chunk {
+		t.Helper()
+		var held []zpipes.Chunk
+		for i := from; i < to; i++ {
+			ch, ok := next(t, s, q, true)
+			if !ok || string(ch.Data) != chunks[i] {
+				t.Fatalf("Next with %d chunks held for acknowledgement = %q %v, want %s", len(held), ch.Data, ok, chunks[i])
+			}
+			if aw, ok := q.(zpipes.AckWaiter); ok {
+				aw.AwaitAck(ch)
+			}
+			held = append(held, ch)
+		}
+		return held
+	}
+	held := take(0, 800)
+	q.Consumed(held[:100])
+	q.Consumed(held[100:300])
+	q.Return(held[300:])
+	held = take(300, 500)
+	q.Consumed(held[:1])
+	q.Return(held[1:])
+	for i := 301; i < n; i++ {
+		ch, ok := next(t, s, q, false)
+		if !ok || string(ch.Data) != chunks[i] {
+			t.Fatalf("after acknowledgements and give-backs Next = %q %v, want %s", ch.Data, ok, chunks[i])
+		}
+	}
+	if ch, ok := next(t, s, q, false); ok {
+		t.Fatalf("chunk %q left after all were consumed", ch.Data)
 	}
 }
 
