@@ -1,0 +1,79 @@
+package cluster
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/zbroker/zbroker/internal/jsname"
+	"github.com/zbroker/zbroker/internal/natsnode/natstest"
+	"github.com/zbroker/zbroker/zpipes/client"
+)
+
+// An acknowledging reader's ACK is JetStream's ack: what it acknowledged
+// is deleted from the stream, what it did not goes back (in order) when
+// it leaves, and a reader on another host gets it first. It may hold more
+// than the log store's 128 and than one fetch batch unacknowledged.
+func TestPipeAckAcrossHosts(t *testing.T) {
+	c := natstest.Start(t, 3)
+	a, b, cc := startPipeHost(t, c.Nodes[0], 1<<20), startPipeHost(t, c.Nodes[1], 1<<20), startPipeHost(t, c.Nodes[2], 1<<20)
+	const pipe, n = "acked", 600
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testTimeout)
+	defer cancel()
+	w := dial(t, a, pipe)
+	pl := client.NewPipeline(200)
+	for i := range n {
+		if err := pl.Add(ctx, w.WriteAsync(pipe, chunk(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	r, err := client.DialEndpoint(ctx, cc.srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Disconnect()
+	if err := r.OpenAck(ctx, pipe); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 400 {
+		got, err := r.Read(ctx, pipe)
+		if err != nil || index(got) != i {
+			t.Fatalf("read %d: chunk %d, %v", i, index(got), err)
+		}
+	}
+	if err := r.Ack(ctx, pipe, 150); err != nil {
+		t.Fatal(err)
+	}
+	if st := cc.srv.Stats(); st.Unacked != 250 {
+		t.Fatalf("reader's host: %+v, want 250 unacknowledged", st)
+	}
+	// JetStream deletes the acknowledged chunks (work queue) and keeps
+	// the rest.
+	deadline := time.Now().Add(testTimeout)
+	for {
+		info, err := c.Nodes[0].JS.Stream(ctx, jsname.PipeStream([]byte(pipe)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := info.CachedInfo().State; st.Msgs == n-150 && st.FirstSeq == 151 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream state %+v, want the 150 acknowledged chunks deleted", info.CachedInfo().State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.Disconnect()
+
+	r2 := dial(t, b, pipe)
+	for i := 150; i < n; i++ {
+		got, err := r2.Read(ctx, pipe)
+		if err != nil || index(got) != i {
+			t.Fatalf("next reader, read %d: chunk %d, %v", i, index(got), err)
+		}
+	}
+}
