@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
@@ -14,16 +15,21 @@ import (
 // BenchmarkRelay64 moves 64-byte chunks from one writer to one reader
 // through an in-process broker, each side keeping a window of commands in
 // flight. One op is one chunk written, acknowledged and read.
-func BenchmarkRelay64(b *testing.B) { benchRelay(b, startZpipes, 64, 1000) }
+func BenchmarkRelay64(b *testing.B) { benchRelay(b, startZpipes, 64, 1000, 0) }
 
-func BenchmarkRelay64K(b *testing.B) { benchRelay(b, startZpipes, 64<<10, 100) }
+// BenchmarkRelay64Ack is BenchmarkRelay64 with an acknowledging reader
+// (OPEN / pipe / ACK) that acknowledges every 100 chunks: compare the two
+// in one run (-bench 'Relay64(Ack)?$').
+func BenchmarkRelay64Ack(b *testing.B) { benchRelay(b, startZpipes, 64, 1000, 100) }
+
+func BenchmarkRelay64K(b *testing.B) { benchRelay(b, startZpipes, 64<<10, 100, 0) }
 
 // BenchmarkRelayBare64 and BenchmarkRelayBare64K run the same load through
 // the bare relay (same transport, no pipe logic): divide the ns/op of each
 // pair for zpipes' cost relative to that ceiling.
-func BenchmarkRelayBare64(b *testing.B) { benchRelay(b, startBare, 64, 1000) }
+func BenchmarkRelayBare64(b *testing.B) { benchRelay(b, startBare, 64, 1000, 0) }
 
-func BenchmarkRelayBare64K(b *testing.B) { benchRelay(b, startBare, 64<<10, 100) }
+func BenchmarkRelayBare64K(b *testing.B) { benchRelay(b, startBare, 64<<10, 100, 0) }
 
 func startZpipes(b *testing.B) (string, func()) {
 	srv, err := Start(Options{Name: fmt.Sprintf("bench-%d", rand.Uint64())})
@@ -41,7 +47,8 @@ func startBare(b *testing.B) (string, func()) {
 	return r.Endpoint(), r.Close
 }
 
-func benchRelay(b *testing.B, start func(*testing.B) (string, func()), size, window int) {
+// benchRelay runs the load; ackEvery > 0 makes the reader acknowledging.
+func benchRelay(b *testing.B, start func(*testing.B) (string, func()), size, window, ackEvery int) {
 	endpoint, stop := start(b)
 	defer stop()
 	dial := func() *zmtp.Conn {
@@ -58,7 +65,11 @@ func benchRelay(b *testing.B, start func(*testing.B) (string, func()), size, win
 	defer r.Close()
 	pipe := []byte("bench")
 	for _, c := range []*zmtp.Conn{w, r} {
-		c.Send([][]byte{[]byte(CmdOpen), pipe})
+		open := [][]byte{[]byte(CmdOpen), pipe}
+		if c == r && ackEvery > 0 {
+			open = append(open, []byte(ArgAck))
+		}
+		c.Send(open)
 		if f, err := c.Recv(); err != nil || string(f[0]) != ReplyOK {
 			b.Fatal("OPEN failed", f, err)
 		}
@@ -89,8 +100,42 @@ func benchRelay(b *testing.B, start func(*testing.B) (string, func()), size, win
 		}
 		errs <- nil
 	}
+	// readAcking is the reader's pump when it acknowledges: an ACK after
+	// every ackEvery chunks, whose OKs come among the chunks.
+	readAcking := func() {
+		ack := [][]byte{[]byte(CmdAck), pipe, strconv.AppendInt(nil, int64(ackEvery), 10)}
+		sent, acksOut, unacked := 0, 0, 0
+		for ; sent < n && sent < window; sent++ {
+			r.Send(read)
+		}
+		for got := 0; got < n; {
+			f, err := r.Recv()
+			switch {
+			case err == nil && acksOut > 0 && len(f) == 1 && string(f[0]) == ReplyOK:
+				acksOut--
+				continue
+			case err != nil || len(f) != 1 || len(f[0]) != size:
+				errs <- fmt.Errorf("bad reply %q %v", f, err)
+				return
+			}
+			got++
+			if unacked++; unacked == ackEvery {
+				r.Send(ack)
+				unacked, acksOut = 0, acksOut+1
+			}
+			if sent < n {
+				r.Send(read)
+				sent++
+			}
+		}
+		errs <- nil
+	}
 	go pump(w, write, func(f [][]byte) bool { return len(f) == 1 && string(f[0]) == ReplyOK })
-	go pump(r, read, func(f [][]byte) bool { return len(f) == 1 && len(f[0]) == size })
+	if ackEvery > 0 {
+		go readAcking()
+	} else {
+		go pump(r, read, func(f [][]byte) bool { return len(f) == 1 && len(f[0]) == size })
+	}
 	for i := 0; i < 2; i++ {
 		if err := <-errs; err != nil {
 			b.Fatal(err)

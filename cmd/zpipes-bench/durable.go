@@ -18,6 +18,9 @@ import (
 
 const durablePrefix = "zpipes-"
 
+// ackTarget is the memory broker driven by acknowledging readers (--ack).
+const ackTarget = "zpipes+ack"
+
 // startDurable starts the broker of a durable target; stop closes it and
 // prints the fsyncs it did on stdout ("fsyncs N").
 func startDurable(mode, endpoint string, stdout, stderr io.Writer) (stop func(), err error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,9 @@ type loadConfig struct {
 	Duration time.Duration
 	Prefix   string             // pipe names are Prefix-0, Prefix-1, ...
 	Curve    *zmtp.CurveOptions // dial tcp endpoints with CURVE
+	// AckEvery > 0 makes the readers acknowledging ones (OPEN / pipe /
+	// ACK) that send ACK after every AckEvery chunks (fillers included).
+	AckEvery int
 	// WindowStart and WindowEnd are called when the measured window
 	// opens and closes (to sample the broker's CPU time).
 	WindowStart, WindowEnd func()
@@ -78,6 +82,7 @@ var (
 	cmdClose = []byte("CLOSE")
 	cmdRead  = []byte("READ")
 	cmdWrite = []byte("WRITE")
+	cmdAck   = []byte("ACK")
 )
 
 const fillerByte = 0xFF
@@ -284,7 +289,11 @@ func runLoad(ctx context.Context, cfg loadConfig) (*loadResult, error) {
 		for _, w := range p.writers {
 			w.conn.Send([][]byte{cmdOpen, p.name})
 		}
-		p.reader.conn.Send([][]byte{cmdOpen, p.name})
+		if cfg.AckEvery > 0 {
+			p.reader.conn.Send([][]byte{cmdOpen, p.name, cmdAck})
+		} else {
+			p.reader.conn.Send([][]byte{cmdOpen, p.name})
+		}
 		aux.Send([][]byte{cmdOpen, p.name})
 	}
 	for _, c := range conns[:len(conns)-1] {
@@ -580,6 +589,10 @@ func (r *reader) run(cfg *loadConfig, now func() int64, winStart, winEnd int64, 
 	}
 	var got int64
 	drained := false
+	// The ACKs' OKs come among the chunks; the chunks are never "OK"
+	// (they are cfg.Size bytes, stamped).
+	unacked, acksOut := 0, 0
+	ack := [][]byte{cmdAck, name, strconv.AppendInt(nil, int64(cfg.AckEvery), 10)}
 	for {
 		if drained && got == r.expChunks {
 			break
@@ -604,7 +617,18 @@ func (r *reader) run(cfg *loadConfig, now func() int64, winStart, winEnd int64, 
 			}
 			return
 		}
+		if acksOut > 0 && len(f) == 1 && string(f[0]) == "OK" && cfg.Size != 2 {
+			acksOut--
+			continue
+		}
 		got++
+		if cfg.AckEvery > 0 {
+			if unacked++; unacked == cfg.AckEvery {
+				r.conn.Send(ack)
+				unacked = 0
+				acksOut++
+			}
+		}
 		t := now()
 		if len(f) != 1 {
 			errs.add(true, "pipe %s reader: READ answered with %s", name, describe(f))
@@ -645,8 +669,15 @@ func (r *reader) run(cfg *loadConfig, now func() int64, winStart, winEnd int64, 
 		r.p.gate.release()
 		r.post(read)
 	}
+	if unacked > 0 { // what the pipe would get back on CLOSE
+		r.conn.Send([][]byte{cmdAck, name, strconv.AppendInt(nil, int64(unacked), 10)})
+		acksOut++
+	}
 	r.conn.Send([][]byte{cmdClose, name})
-	if err := expectOK(r.conn); err != nil && !errs.aborted() {
-		errs.add(true, "pipe %s reader: CLOSE: %v", name, err)
+	for range acksOut + 1 {
+		if err := expectOK(r.conn); err != nil && !errs.aborted() {
+			errs.add(true, "pipe %s reader: ACK or CLOSE: %v", name, err)
+			return
+		}
 	}
 }

@@ -71,6 +71,7 @@ type config struct {
 	ProfileDir    string
 	Repeat        int
 	Durable       []string // fsync modes of durable targets
+	AckEvery      int      // > 0: also the ackTarget, readers acknowledging every AckEvery chunks
 	Client        string   // "go" or "libzmq": the load generator
 	NoLibzmqRelay bool
 	libzmq        libzmqTools // set when the C programs are built
@@ -246,6 +247,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, m := range cfg.Durable {
 			targets = append(targets, childTarget(durablePrefix+m))
 		}
+		if cfg.AckEvery > 0 {
+			t := childTarget("zpipes")
+			t.Name = ackTarget
+			targets = append(targets, t)
+		}
 	}
 	if !cfg.NoLibzmqRelay && cfg.libzmq.Relay != "" {
 		// Between the baselines and the broker measured: each round
@@ -316,6 +322,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 	fs.BoolVar(&cfg.NoRelay, "no-relay", false, "skip the bare Go relay on zbroker's transport (no ratios to it)")
 	fs.BoolVar(&cfg.NoLibzmqRelay, "no-libzmq-relay", false, "skip the bare C relay on libzmq (no ratios to it)")
 	fs.StringVar(&cfg.Client, "client", "go", "load generator: go (zbroker's transport) or libzmq (C, built with the system compiler)")
+	fs.IntVar(&cfg.AckEvery, "ack", 0, "also run the memory broker with acknowledging readers (OPEN / pipe / ACK) that acknowledge every `n` chunks, against plain readers (keep n + --window under the broker's 10000 unacknowledged)")
 	durable := fs.String("durable", "", "also run durable brokers (--data-dir in $TMPDIR) with these fsync `modes`, comma-separated (always, interval, never), against the memory broker")
 	fs.Func("curve-server-key", "dial tcp endpoints (--endpoint, --relay-endpoint) with CURVE, trusting this server public `key` (Z85), with a new client key pair", func(v string) error {
 		k, err := zmtp.ParseCurveKey(v)
@@ -375,6 +382,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, int) {
 			return bad("--durable: %v", err)
 		}
 		cfg.Durable = append(cfg.Durable, m)
+	}
+	if cfg.AckEvery < 0 || cfg.AckEvery > 0 && (cfg.Client != "go" || cfg.Endpoint != "") {
+		return bad("--ack: a positive count, with the go client and child brokers")
 	}
 	for _, c := range strings.Split(*cases, ",") {
 		c = strings.TrimSpace(c)
@@ -511,7 +521,7 @@ func bench(ctx context.Context, cfg *config, targets []target, progress io.Write
 			}
 			if t.Name == "zpipes" {
 				memoryRuns = runs[ti]
-			} else if strings.HasPrefix(t.Name, durablePrefix) && memoryRuns != nil {
+			} else if (strings.HasPrefix(t.Name, durablePrefix) || t.Name == ackTarget) && memoryRuns != nil {
 				agg.VsMemory = compareRuns(runs[ti], memoryRuns)
 			}
 			if len(agg.Errors) > 0 {
@@ -556,7 +566,7 @@ func evaluate(results []*result, fsyncPerChunk float64) []check {
 		one := r.Group == "sweep" && r.Writers == 1 && r.Pipes == 1
 		// The relay targets are the memory broker's; durable brokers are
 		// held to their own, against memory (below).
-		durable := strings.HasPrefix(r.Server, durablePrefix)
+		durable := strings.HasPrefix(r.Server, durablePrefix) || r.Server == ackTarget
 		if v := r.VsRelay; v != nil && !durable {
 			switch {
 			case one && r.Size == 64 && r.Window >= 1000:
@@ -583,6 +593,8 @@ func evaluate(results []*result, fsyncPerChunk float64) []check {
 				add(check{Target: "durable 64 B, window 1000, fsync interval: chunk rate ≥ 0.5× memory", Server: r.Server, Value: v.ChunksPerSec, Limit: 0.5})
 			case r.Server == durablePrefix+"interval" && r.Size == 1<<20:
 				add(check{Target: "durable 1 MiB, fsync interval: bandwidth ≥ 0.5× memory", Server: r.Server, Value: v.MBPerSec, Limit: 0.5})
+			case r.Server == ackTarget && r.Size == 64 && r.Window >= 1000:
+				add(check{Target: "#15 64 B, window 1000: acknowledging reader ≥ 0.9× plain reader", Server: r.Server, Value: v.ChunksPerSec, Limit: 0.9})
 			}
 		}
 		if r.Server == durablePrefix+"always" && r.Group == "sweep" && r.Size == 64 && r.Writers == 1 && r.Pipes == 1 && r.Window >= 1000 && fsyncPerChunk > 0 {
@@ -764,6 +776,9 @@ func runOne(ctx context.Context, cfg *config, c benchCase, t target, profile, pr
 		WindowEnd:   func() { sample(&cpu1, &gen1) },
 		Generator:   func(p int) { gen = p },
 		Progress:    progress,
+	}
+	if t.Name == ackTarget {
+		lc.AckEvery = cfg.AckEvery
 	}
 	var lr *loadResult
 	if cfg.Client == "libzmq" {
