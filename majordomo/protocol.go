@@ -157,13 +157,14 @@ func perr(format string, args ...any) *parseError {
 // splitHeader finds the protocol header: either the first frame or the
 // frame after the first empty frame (the envelope delimiter, which 0.1
 // requires and REQ sockets always add). It returns the envelope (nil or
-// ending in the empty frame), the header and the frames after it.
-func splitHeader(frames [][]byte) (env [][]byte, header string, rest [][]byte, err *parseError) {
+// ending in the empty frame), the header and the frames after it. The
+// header aliases its frame: a string would cost an allocation per message.
+func splitHeader(frames [][]byte) (env [][]byte, header []byte, rest [][]byte, err *parseError) {
 	if len(frames) == 0 {
-		return nil, "", nil, perr("empty message")
+		return nil, nil, nil, perr("empty message")
 	}
 	if isHeader(frames[0]) {
-		return nil, string(frames[0]), frames[1:], nil
+		return nil, frames[0], frames[1:], nil
 	}
 	for i, f := range frames {
 		if i >= maxEnvelope {
@@ -171,12 +172,12 @@ func splitHeader(frames [][]byte) (env [][]byte, header string, rest [][]byte, e
 		}
 		if len(f) == 0 {
 			if i+1 < len(frames) && isHeader(frames[i+1]) {
-				return frames[: i+1 : i+1], string(frames[i+1]), frames[i+2:], nil
+				return frames[: i+1 : i+1], frames[i+1], frames[i+2:], nil
 			}
 			break
 		}
 	}
-	return nil, "", nil, perr("no MDP header (want MDPC01, MDPC02, MDPW01 or MDPW02, got %.16q)", frames[0])
+	return nil, nil, nil, perr("no MDP header (want MDPC01, MDPC02, MDPW01 or MDPW02, got %.16q)", frames[0])
 }
 
 func isHeader(f []byte) bool {
@@ -204,7 +205,7 @@ func parseInbound(frames [][]byte) (message, *parseError) {
 		return message{}, err
 	}
 	m := message{env: env}
-	switch header {
+	switch string(header) {
 	case HeaderClientV1:
 		m.client, m.version, m.kind = true, V1, kRequest
 		return m, m.clientBody(rest)
@@ -308,8 +309,15 @@ func cmd(c byte) []byte { return cmds[c] }
 // encodeClientReply builds a broker → client message: a 0.1 REPLY, or a
 // 0.2 PARTIAL or FINAL, behind the client's envelope.
 func encodeClientReply(v Version, env [][]byte, final bool, service []byte, body [][]byte) [][]byte {
-	out := make([][]byte, 0, len(env)+3+len(body))
-	out = append(out, env...)
+	return appendClientReply(make([][]byte, 0, clientReplyLen(env, body)), v, env, final, service, body)
+}
+
+func clientReplyLen(env, body [][]byte) int { return len(env) + 3 + len(body) }
+
+// appendClientReply is encodeClientReply into dst (which it grows if it
+// lacks room), for callers that carve lists from a larger allocation.
+func appendClientReply(dst [][]byte, v Version, env [][]byte, final bool, service []byte, body [][]byte) [][]byte {
+	out := append(dst, env...)
 	out = append(out, clientHeader(v))
 	if v == V2 {
 		if final {
@@ -329,8 +337,14 @@ func encodeFailure(v Version, env [][]byte, code string, service []byte, reason 
 
 // encodeWorkerRequest builds a broker → worker REQUEST.
 func encodeWorkerRequest(v Version, env [][]byte, addr []byte, body [][]byte) [][]byte {
-	out := make([][]byte, 0, len(env)+5+len(body))
-	out = append(out, env...)
+	return appendWorkerRequest(make([][]byte, 0, workerRequestLen(env, body)), v, env, addr, body)
+}
+
+func workerRequestLen(env, body [][]byte) int { return len(env) + 4 + len(body) }
+
+// appendWorkerRequest is encodeWorkerRequest into dst.
+func appendWorkerRequest(dst [][]byte, v Version, env [][]byte, addr []byte, body [][]byte) [][]byte {
+	out := append(dst, env...)
 	out = append(out, workerHeader(v), cmd(w1Request), addr, empty)
 	return append(out, body...)
 }
@@ -412,7 +426,7 @@ func parseForClient(v Version, frames [][]byte) (message, *parseError) {
 		return message{}, err
 	}
 	m := message{env: env, client: true, version: v, kind: kFinal}
-	if header != string(clientHeader(v)) {
+	if !bytes.Equal(header, clientHeader(v)) {
 		return m, perr("reply header %s, want %s", header, clientHeader(v))
 	}
 	if v == V2 {
@@ -443,7 +457,7 @@ func parseForWorker(v Version, frames [][]byte) (message, *parseError) {
 		return message{}, err
 	}
 	m := message{env: env, version: v}
-	if header != string(workerHeader(v)) {
+	if !bytes.Equal(header, workerHeader(v)) {
 		return m, perr("header %s, want %s", header, workerHeader(v))
 	}
 	if len(rest) == 0 {
