@@ -52,6 +52,28 @@ type Client struct {
 	// optIns counts MMIFailures answers still owed on this connection,
 	// which Recv must not return as replies.
 	optIns int
+	// service and serviceBytes are the last service named, kept so that
+	// requests to it share one (never modified) frame and replies from
+	// it one string.
+	service      string
+	serviceBytes []byte
+}
+
+// serviceFrame returns service as a frame, shared between the requests
+// to the same service.
+func (c *Client) serviceFrame(service string) []byte {
+	if c.serviceBytes == nil || service != c.service {
+		c.service, c.serviceBytes = service, []byte(service)
+	}
+	return c.serviceBytes
+}
+
+// serviceName returns the service frame of a reply as a string.
+func (c *Client) serviceName(f []byte) string {
+	if c.serviceBytes != nil && string(f) == c.service {
+		return c.service
+	}
+	return string(f)
 }
 
 type inbound struct {
@@ -158,7 +180,7 @@ func (c *Client) Call(ctx context.Context, service string, body ...[]byte) ([][]
 // the request is not resent (that would repeat the stream); a later
 // timeout returns ErrTimeout.
 func (c *Client) Stream(ctx context.Context, service string, body [][]byte, partial func([][]byte)) ([][]byte, error) {
-	req := encodeClientRequest(c.opts.Version, service, fixBody(body))
+	req := encodeClientRequestFrame(c.opts.Version, c.serviceFrame(service), fixBody(body))
 	var lastErr error
 	attempts := 1 + c.opts.Retries
 	for a := 0; a < attempts; a++ {
@@ -273,7 +295,7 @@ func (c *Client) Send(ctx context.Context, service string, body ...[]byte) error
 	if err := c.connect(ctx); err != nil {
 		return err
 	}
-	if err := c.conn.Send(encodeClientRequest(c.opts.Version, service, fixBody(body))); err != nil {
+	if err := c.conn.Send(encodeClientRequestFrame(c.opts.Version, c.serviceFrame(service), fixBody(body))); err != nil {
 		c.reset()
 		return err
 	}
@@ -309,7 +331,7 @@ func (c *Client) Recv(ctx context.Context) (Reply, error) {
 				c.optIns--
 				continue
 			}
-			return Reply{Service: string(m.service), Body: cloneList(m.body), Final: m.kind == kFinal}, nil
+			return Reply{Service: c.serviceName(m.service), Body: cloneList(m.body), Final: m.kind == kFinal}, nil
 		}
 	}
 }

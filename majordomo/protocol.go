@@ -375,7 +375,14 @@ func encodeWorkerCommand(v Version, env [][]byte, k kind, service []byte) [][]by
 // encodeWorkerReply builds a worker → broker REPLY (0.1), or PARTIAL or
 // FINAL (0.2).
 func encodeWorkerReply(v Version, final bool, addr []byte, body [][]byte) [][]byte {
-	out := make([][]byte, 0, 5+len(body))
+	return appendWorkerReply(make([][]byte, 0, workerReplyLen(body)), v, final, addr, body)
+}
+
+func workerReplyLen(body [][]byte) int { return 5 + len(body) }
+
+// appendWorkerReply is encodeWorkerReply into dst.
+func appendWorkerReply(dst [][]byte, v Version, final bool, addr []byte, body [][]byte) [][]byte {
+	out := dst
 	if v == V1 {
 		out = append(out, empty, hdrW1, cmd(w1Reply))
 	} else if final {
@@ -390,13 +397,19 @@ func encodeWorkerReply(v Version, final bool, addr []byte, body [][]byte) [][]by
 // encodeClientRequest builds a client → broker request. 0.1 requests start
 // with the empty frame a REQ socket would add.
 func encodeClientRequest(v Version, service string, body [][]byte) [][]byte {
+	return encodeClientRequestFrame(v, []byte(service), body)
+}
+
+// encodeClientRequestFrame is encodeClientRequest with the service frame
+// given (a Client keeps the last one it sent, see Client.serviceFrame).
+func encodeClientRequestFrame(v Version, service []byte, body [][]byte) [][]byte {
 	out := make([][]byte, 0, 4+len(body))
 	if v == V1 {
 		out = append(out, empty, hdrC1)
 	} else {
 		out = append(out, hdrC2, cmd(clientRequest))
 	}
-	out = append(out, []byte(service))
+	out = append(out, service)
 	return append(out, body...)
 }
 

@@ -154,6 +154,7 @@ type Server struct {
 
 	closing  bool
 	now      time.Time
+	held     []*peer // peers with messages in their outbox, see send
 	peers    map[*zmtp.Conn]*peer
 	services map[string]*service
 	workers  map[*worker]struct{}
@@ -168,7 +169,8 @@ type Server struct {
 type peer struct {
 	conn    *zmtp.Conn
 	worker  *worker
-	defunct bool // sent DISCONNECT: its worker commands are ignored
+	outbox  []zmtp.Outgoing // messages for it not yet handed to conn, see send
+	defunct bool            // sent DISCONNECT: its worker commands are ignored
 	gone    bool
 	// queues holds this client's waiting requests, per service.
 	queues      map[*service]*clientQueue
@@ -203,27 +205,25 @@ type request struct {
 	size     int64 // queuedSize, fixed when it arrives
 	// lists holds, for a typical request, the copies of env and body and
 	// the frame lists of the messages built for it (its REQUEST and its
-	// final reply), so that a request costs one allocation; see carve.
-	lists [requestLists][]byte
-	used  int
+	// final reply), so that a request costs one allocation: room for a
+	// one-frame body behind one envelope frame, given to a worker behind
+	// one (MDP/0.1 client and worker: 1 + 1 + 6 + 5 frames; 0.2 needs
+	// 10). free is what carve has not handed out.
+	lists [14][]byte
+	free  [][]byte
 }
 
-// requestLists is room for the lists of a request with a one-frame body
-// behind one envelope frame, given to a worker behind one (an MDP/0.1
-// client and worker: 1 + 1 + 6 + 5 frames; 0.2 needs 10).
-const requestLists = 14
-
-// carve returns an empty list with room for n frames from r.lists, or a
-// new one when they are used up. A part is never handed out twice (a
-// REQUEST given to a lost worker may still be being written when the
-// request goes to the next), and each list is capped, so appending to one
-// never runs into the next.
-func (r *request) carve(n int) [][]byte {
-	if r.used+n > len(r.lists) {
+// carve returns an empty list with room for n frames from *free, the
+// unused part of an array of lists, or a new one when too little is left.
+// A part is never handed out twice (a REQUEST given to a lost worker may
+// still be being written when its request goes to the next one), and each
+// list is capped, so appending to one never runs into the next.
+func carve(free *[][]byte, n int) [][]byte {
+	if len(*free) < n {
 		return make([][]byte, 0, n)
 	}
-	l := r.lists[r.used : r.used : r.used+n]
-	r.used += n
+	l := (*free)[:0:n]
+	*free = (*free)[n:]
 	return l
 }
 
@@ -380,6 +380,7 @@ func (s *Server) run() {
 			}
 		}
 		fast = 0
+		s.flush()
 		select {
 		case batch, ok := <-events:
 			if !s.take(batch, ok) {
@@ -397,8 +398,9 @@ func (s *Server) run() {
 		case ack := <-s.quit:
 			s.final = s.snapshot()
 			for w := range s.workers {
-				w.peer.conn.Send(encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
+				s.send(w.peer, encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
 			}
+			s.flush()
 			s.closing = true
 			close(ack)
 		}
@@ -460,7 +462,7 @@ func (s *Server) handle(p *peer, frames [][]byte) {
 			s.logBad(p, err.reason)
 			s.failures[CodeBadRequest]++
 			if p.wantsFailures {
-				p.conn.Send(encodeFailure(m.version, m.env, CodeBadRequest, m.service, err.reason))
+				s.send(p, encodeFailure(m.version, m.env, CodeBadRequest, m.service, err.reason))
 			}
 		case !m.client && m.version != 0 && p.worker != nil:
 			// A registered worker that breaks the protocol is no longer
@@ -521,7 +523,7 @@ func (s *Server) request(p *peer, m *message) {
 		s.failures[CodeQueueFull]++
 		why := fmt.Sprintf("%d requests already waiting for a worker", svc.queued)
 		if p.wantsFailures {
-			p.conn.Send(encodeFailure(m.version, m.env, CodeQueueFull, svc.name, why))
+			s.send(p, encodeFailure(m.version, m.env, CodeQueueFull, svc.name, why))
 		} else {
 			s.log.Debug("request dropped", "conn", p.conn.ID(), "mdp_service", printable(svc.name), "code", CodeQueueFull, "reason", why)
 		}
@@ -531,10 +533,11 @@ func (s *Server) request(p *peer, m *message) {
 	// The frame list may be carved from a block the transport shares
 	// between messages: keep copies of the (short) lists, not the list.
 	r := &request{id: s.nextID, client: p, version: m.version, service: svc, size: size}
+	r.free = r.lists[:]
 	if len(m.env) > 0 {
-		r.env = append(r.carve(len(m.env)), m.env...)
+		r.env = append(carve(&r.free, len(m.env)), m.env...)
 	}
-	r.body = append(r.carve(len(m.body)), m.body...)
+	r.body = append(carve(&r.free, len(m.body)), m.body...)
 	binary.BigEndian.PutUint64(r.addrBuf[:], r.id)
 	r.addr = r.addrBuf[:]
 	p.pending++
@@ -575,7 +578,7 @@ func (s *Server) mmi(p *peer, m *message) {
 	default:
 		answer = "501"
 	}
-	p.conn.Send(encodeClientReply(m.version, m.env, true, m.service, [][]byte{[]byte(answer)}))
+	s.send(p, encodeClientReply(m.version, m.env, true, m.service, [][]byte{[]byte(answer)}))
 }
 
 // enqueue makes r wait for a worker: at the back of its client's queue, or
@@ -630,8 +633,8 @@ func (s *Server) assign(w *worker, r *request) {
 	w.current, w.assigned = r, s.now
 	r.attempts++
 	s.inflight++
-	out := r.carve(workerRequestLen(w.env, r.body))
-	w.peer.conn.SendRef(appendWorkerRequest(out, w.version, w.env, r.addr, r.body), r)
+	out := carve(&r.free, workerRequestLen(w.env, r.body))
+	s.sendRef(w.peer, appendWorkerRequest(out, w.version, w.env, r.addr, r.body), r)
 	w.lastSent = s.now
 }
 
@@ -678,7 +681,10 @@ func (s *Server) workerCommand(p *peer, m *message) {
 			// worker if this one dies.
 			if !r.client.gone && r.version == V2 {
 				r.partials++
-				r.client.conn.Send(encodeClientReply(V2, r.env, false, r.service.name, m.body))
+				s.send(r.client, encodeClientReply(V2, r.env, false, r.service.name, m.body))
+				// What the transport holds counts (clientQueued): hand it
+				// over now.
+				s.flushPeer(r.client)
 				if !w.streamHeld && clientQueued(r) > s.opts.ClientQueueLimit {
 					// Backpressure for streams: stop reading the worker
 					// until the client catches up (see onTick).
@@ -700,7 +706,7 @@ func (s *Server) workerCommand(p *peer, m *message) {
 // worker and ignores its further worker commands.
 func (s *Server) reject(p *peer, m *message, reason string) {
 	s.log.Info("worker refused", "conn", p.conn.ID(), "reason", reason)
-	p.conn.Send(encodeWorkerCommand(m.version, m.env, kDisconnect, nil))
+	s.send(p, encodeWorkerCommand(m.version, m.env, kDisconnect, nil))
 	p.defunct = true
 }
 
@@ -711,7 +717,7 @@ func (s *Server) removeWorker(w *worker, reason string, disconnect bool) {
 	p.worker = nil
 	s.updatePause(p)
 	if disconnect {
-		p.conn.Send(encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
+		s.send(p, encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
 		p.defunct = true
 	}
 	svc.workers--
@@ -752,8 +758,8 @@ func (s *Server) reply(r *request, body [][]byte) {
 	}
 	p.pending--
 	s.updatePause(p)
-	out := r.carve(clientReplyLen(r.env, body))
-	p.conn.Send(appendClientReply(out, r.version, r.env, true, r.service.name, body))
+	out := carve(&r.free, clientReplyLen(r.env, body))
+	s.send(p, appendClientReply(out, r.version, r.env, true, r.service.name, body))
 }
 
 // fail ends a request that will get no reply from a worker: with a
@@ -769,7 +775,7 @@ func (s *Server) fail(r *request, code, reason string) {
 	p.pending--
 	s.updatePause(p)
 	if p.wantsFailures {
-		p.conn.Send(encodeFailure(r.version, r.env, code, r.service.name, reason))
+		s.send(p, encodeFailure(r.version, r.env, code, r.service.name, reason))
 	}
 }
 
@@ -792,9 +798,11 @@ func (s *Server) updatePause(p *peer) {
 func (s *Server) disconnect(p *peer, unsent []zmtp.Outgoing) {
 	p.gone = true
 	delete(s.peers, p.conn)
+	outbox := p.outbox // never handed to the connection: unsent too
+	p.outbox = nil
 	if w := p.worker; w != nil {
 		if r := w.current; r != nil {
-			for _, o := range unsent {
+			for _, o := range append(unsent, outbox...) {
 				if o.Ref == r { // never written: the worker never saw it
 					r.attempts--
 				}
@@ -850,7 +858,7 @@ func (s *Server) onTick() {
 			continue
 		}
 		if s.now.Sub(w.lastSent) >= s.opts.HeartbeatInterval {
-			w.peer.conn.Send(encodeWorkerCommand(w.version, w.env, kHeartbeat, nil))
+			s.send(w.peer, encodeWorkerCommand(w.version, w.env, kHeartbeat, nil))
 			w.lastSent = s.now
 		}
 	}

@@ -26,6 +26,11 @@ type Request struct {
 	conn    *zmtp.Conn
 	addr    []byte
 	sent    *atomic.Int64
+	// lists holds the copy of a one-frame body's list and the final
+	// reply's (1 + 6 frames), so that a request costs the worker one
+	// allocation; free is what carve has not handed out.
+	lists [7][]byte
+	free  [][]byte
 }
 
 // ErrNoPartials is returned by Request.Partial on an MDP/0.1 worker.
@@ -218,15 +223,18 @@ func (w *Worker) session(ctx context.Context) error {
 			continue
 		}
 		busy.Store(true)
-		req := &Request{Body: cloneList(m.body), version: v, conn: conn, addr: m.addr, sent: &lastSent}
-		body := w.handler(sctx, req)
-		lastRecv.Store(time.Now().UnixNano())
+		req := &Request{version: v, conn: conn, addr: m.addr, sent: &lastSent}
+		req.free = req.lists[:]
+		req.Body = append(carve(&req.free, len(m.body)), m.body...)
+		body := fixBody(w.handler(sctx, req))
+		now := time.Now().UnixNano()
+		lastRecv.Store(now)
 		busy.Store(false)
 		if sctx.Err() != nil {
 			break // broker lost: it has given the request to another worker
 		}
-		lastSent.Store(time.Now().UnixNano())
-		conn.Send(encodeWorkerReply(v, true, m.addr, fixBody(body)))
+		lastSent.Store(now)
+		conn.Send(appendWorkerReply(carve(&req.free, workerReplyLen(body)), v, true, m.addr, body))
 	}
 	scancel()
 	if ctx.Err() != nil {
