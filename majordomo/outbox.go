@@ -4,9 +4,9 @@ import "github.com/zbroker/zbroker/zmtp"
 
 // The owner holds the messages it sends while it has more events waiting
 // and hands them to the transport when it would block (or every
-// fastEvents events): a connection's writer, woken by the first message
-// of a batch, then finds them all and writes them with one syscall
-// instead of one each. Each peer's messages keep their order.
+// fastEvents batches): a connection's writer, woken by the first message,
+// then finds them all and writes them with one syscall instead of one
+// each. Each peer's messages keep their order.
 
 // send queues frames for p.
 func (s *Server) send(p *peer, frames [][]byte) { s.sendRef(p, frames, nil) }

@@ -366,7 +366,7 @@ func (s *Server) run() {
 	events := s.sock.Events()
 	fast := 0
 	for {
-		// While events are waiting, a one-way receive takes the next one
+		// While events are waiting, a one-way receive takes the next batch
 		// for a fraction of what the full select below costs.
 		if fast < fastEvents {
 			select {
