@@ -158,8 +158,8 @@ func (s *Server) hold(p *pipe, ch Chunk) {
 	a.bytes += int64(len(ch.Data))
 	a.cost += cost
 	s.total += cost
-	if aw, ok := p.q.(AckWaiter); ok {
-		aw.AwaitAck(ch)
+	if p.aw != nil {
+		p.aw.AwaitAck(ch)
 	}
 }
 

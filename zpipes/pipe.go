@@ -35,7 +35,8 @@ type stalledWrite struct {
 // pipe is one named pipe. Only the server goroutine touches it.
 type pipe struct {
 	name string
-	q    Queue // its chunks, fair-queued by the store
+	q    Queue     // its chunks, fair-queued by the store
+	aw   AckWaiter // q, if it is one
 	// writers maps each writer connection to its account while the
 	// connection has the pipe open or WRITEs held back.
 	writers map[*client]*writerQueue
@@ -53,7 +54,8 @@ type pipe struct {
 }
 
 func newPipe(name string, q Queue) *pipe {
-	return &pipe{name: name, q: q, writers: map[*client]*writerQueue{}}
+	aw, _ := q.(AckWaiter)
+	return &pipe{name: name, q: q, aw: aw, writers: map[*client]*writerQueue{}}
 }
 
 // queueOf returns the writer's account, creating it.
