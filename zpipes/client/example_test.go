@@ -235,3 +235,59 @@ func ExampleWithCurve() {
 	// Output:
 	// sent encrypted
 }
+
+// An acknowledging reader: a chunk it has not acknowledged when it goes
+// goes to the next reader first. Here it closes the pipe; its process
+// dying, or Disconnect, does the same.
+func ExampleClient_OpenAck() {
+	broker, stop := exampleBroker()
+	defer stop()
+	ctx := context.Background()
+	dial := func() *client.Client {
+		c, err := client.Dial(ctx, broker)
+		if err != nil {
+			log.Fatal(err)
+		}
+		return c
+	}
+	w := dial()
+	defer w.Disconnect()
+	w.Open(ctx, "jobs")
+	for _, job := range []string{"job 1", "job 2", "job 3"} {
+		if err := w.Write(ctx, "jobs", []byte(job)); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	worker := dial()
+	if err := worker.OpenAck(ctx, "jobs"); err != nil {
+		log.Fatal(err) // a broker without the extension: use Open
+	}
+	for range 2 {
+		job, err := worker.Read(ctx, "jobs")
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("worker 1 did %s\n", job)
+	}
+	worker.Ack(ctx, "jobs", 1) // done with job 1 only, then it goes
+	worker.Close(ctx, "jobs")
+	worker.Disconnect()
+
+	next := dial()
+	defer next.Disconnect()
+	next.OpenAck(ctx, "jobs")
+	for range 2 {
+		job, err := next.Read(ctx, "jobs")
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("worker 2 did %s\n", job)
+	}
+	next.Ack(ctx, "jobs", 2)
+	// Output:
+	// worker 1 did job 1
+	// worker 1 did job 2
+	// worker 2 did job 2
+	// worker 2 did job 3
+}
