@@ -113,8 +113,13 @@ func runCluster(cfg *config, counts []int, stdout, stderr io.Writer) int {
 }
 
 // measure runs load until warmup plus duration and returns the count per
-// second over the duration.
+// second over the duration. The warmup starts with the first message: the
+// first JetStream requests after a start may go unanswered and be retried
+// a second later, which is start-up, not throughput.
 func measure(cfg *config, count *atomic.Int64) float64 {
+	for give := time.Now().Add(time.Minute); count.Load() == 0 && time.Now().Before(give); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	time.Sleep(cfg.Warmup)
 	start, n0 := time.Now(), count.Load()
 	time.Sleep(cfg.Duration)
