@@ -3,6 +3,7 @@ package zpipes
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +269,87 @@ func TestAckChargedAgainstLimits(t *testing.T) {
 	expect(t, "WRITE", w.recv(), "OK")
 	if st := srv.Stats(); st.Unacked != 0 || st.Chunks != 2 || st.QueuedBytes != 2*(400+65) {
 		t.Fatalf("after the ACK: %+v", st)
+	}
+}
+
+// Random reader sessions, acknowledging or plain, pipelining READs and
+// ACKs and ending with CLOSE or a dropped connection, against a model of
+// the pipe: an acknowledging reader's unacknowledged chunks go back to
+// the head in delivery order, everything else it read is gone, and the
+// pipe ends up holding exactly what the model says, in that order.
+func TestAckRandomSessions(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 15))
+			srv := startServer(t, Options{MaxUnacked: 50})
+			const n = 400
+			var model []string // the pipe's chunks, head first
+			var all []string
+			for i := range n {
+				all = append(all, fmt.Sprintf("c%03d", i))
+			}
+			w := writeAll(t, srv, all...)
+			expect(t, "CLOSE", w.do("CLOSE", "p"), "OK")
+			model = append(model, all...)
+			clients := 1
+			for session := 0; len(model) > 20; session++ {
+				r := dialPeer(t, srv)
+				clients++
+				acking := rng.IntN(3) > 0
+				if acking {
+					expect(t, "OPEN ACK", r.do("OPEN", "p", "ACK"), "OK")
+				} else {
+					expect(t, "OPEN", r.do("OPEN", "p"), "OK")
+				}
+				var delivered []string // unacknowledged, in delivery order
+				for range 1 + rng.IntN(6) {
+					k := min(1+rng.IntN(20), len(model)-len(delivered)-1)
+					if acking {
+						k = min(k, 50-len(delivered))
+					}
+					for range k {
+						r.send("READ", "p")
+					}
+					ack := 0
+					if acking && len(delivered)+k > 0 {
+						ack = rng.IntN(len(delivered) + k + 1)
+						if ack > 0 {
+							r.send("ACK", "p", fmt.Sprint(ack))
+						}
+					}
+					for range k {
+						got := r.recv()
+						if got != model[0] {
+							t.Fatalf("session %d: READ got %q, want %q", session, got, model[0])
+						}
+						model = model[1:]
+						if acking {
+							delivered = append(delivered, got)
+						}
+					}
+					if ack > 0 {
+						expect(t, "ACK", r.recv(), "OK")
+						delivered = delivered[ack:]
+					}
+				}
+				if st := srv.Stats(); st.Unacked != len(delivered) || st.Chunks != len(model) {
+					t.Fatalf("session %d: %+v, want %d unacknowledged and %d queued", session, st, len(delivered), len(model))
+				}
+				if rng.IntN(2) == 0 {
+					expect(t, "CLOSE", r.do("CLOSE", "p"), "OK")
+				}
+				r.c.Close()
+				clients--
+				model = append(delivered, model...)
+				waitStats(t, srv, func(s Stats) bool { return s.Clients == clients && s.Unacked == 0 })
+			}
+			r := dialPeer(t, srv)
+			expect(t, "OPEN", r.do("OPEN", "p"), "OK")
+			for _, want := range model {
+				expect(t, "READ", r.do("READ", "p"), want)
+			}
+			expect(t, "CLOSE", r.do("CLOSE", "p"), "OK")
+			waitStats(t, srv, func(s Stats) bool { return s.Pipes == 0 && s.QueuedBytes == 0 && s.Chunks == 0 })
+		})
 	}
 }

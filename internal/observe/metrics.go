@@ -30,7 +30,7 @@ var (
 	descPipes       = metric("pipes", "Pipes held open or holding chunks.")
 	descUnlisted    = metric("pipes_unlisted", "Pipes left out of the per-pipe series (only the deepest are listed).")
 	descChunks      = metric("pipes_queued_chunks", "Chunks queued in all pipes.")
-	descBytes       = metric("pipes_queued_bytes", "Bytes queued in all pipes, as charged against --total-limit.")
+	descBytes       = metric("pipes_queued_bytes", "Bytes queued in all pipes, as charged against --total-limit (chunks held unacknowledged included).")
 	descHeld        = metric("pipes_held_writes", "WRITEs held back by the memory limits in all pipes.")
 	descUnacked     = metric("pipes_unacked_chunks", "Chunks held unacknowledged by acknowledging readers, all pipes.")
 	descWritten     = metric("pipe_chunks_written_total", "Chunks accepted from writers.")
