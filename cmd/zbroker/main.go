@@ -246,7 +246,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if store.durable() {
 				fate = "kept" // and logged by the store in detail
 			}
-			return []any{fate + "_chunks", st.Chunks, fate + "_bytes", st.QueuedBytes,
+			// Chunks held by acknowledging readers go with the queued ones.
+			return []any{fate + "_chunks", st.Chunks + st.Unacked, fate + "_bytes", st.QueuedBytes,
 				"discarded_held_writes", st.Stalled, "pipes", st.Pipes}
 		})
 		rl.zpipesLimits(srv, &b.zp)
