@@ -26,6 +26,7 @@ type clusterFlags struct {
 	store  *storageFlags // --data-dir and --fsync: the embedded node's store
 	routes string
 	urls   string
+	pipes  *cluster.PipeStore // once started
 }
 
 func registerClusterFlags(fs *flag.FlagSet, store *storageFlags) *clusterFlags {
@@ -95,7 +96,9 @@ func (f *clusterFlags) start(log *slog.Logger, zp *zpipes.Options, kv *clone.Opt
 		log.Info("cluster mode: chunks limited by the NATS max payload", "max_chunk", maxChunk)
 		zp.MaxChunkSize = maxChunk
 	}
-	zp.Store = cluster.NewPipeStore(node.JS, node.Replicas, zp.WithDefaults().PipeLimit, log)
+	o := zp.WithDefaults()
+	f.pipes = cluster.NewPipeStore(node.JS, cluster.PipeConfig{Replicas: node.Replicas, PipeLimit: o.PipeLimit, MaxUnacked: o.MaxUnacked, Logger: log})
+	zp.Store = f.pipes
 	if serveClone {
 		bctx, cancel := context.WithTimeout(ctx, f.cfg.Wait)
 		defer cancel()
@@ -110,4 +113,21 @@ func (f *clusterFlags) start(log *slog.Logger, zp *zpipes.Options, kv *clone.Opt
 	log.Info("cluster mode", "replicas", node.Replicas, "node", node.Name, "clone_bucket", cluster.CloneBucket,
 		"majordomo", "per host")
 	return stop, nil
+}
+
+// reloadPipeLimit makes a reloaded --pipe-limit the pipes' streams'
+// MaxBytes too (a stream's limit is the cluster's: give every host the
+// same).
+func (f *clusterFlags) reloadPipeLimit(rl *reloader, o *zpipes.Options) {
+	apply := rl.live["pipe-limit"]
+	if f.pipes == nil || apply == nil {
+		return
+	}
+	rl.live["pipe-limit"] = func(text string) (string, string, error) {
+		old, nw, err := apply(text)
+		if err == nil {
+			f.pipes.SetPipeLimit(o.PipeLimit)
+		}
+		return old, nw, err
+	}
 }

@@ -251,6 +251,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				"discarded_held_writes", st.Stalled, "pipes", st.Pipes}
 		})
 		rl.zpipesLimits(srv, &b.zp)
+		cl.reloadPipeLimit(rl, &b.zp)
 		observed.Zpipes = srv
 		ready = append(ready, "zpipes", srv.Endpoint(), "pipe_limit", units.FormatSize(b.zp.PipeLimit),
 			"total_limit", units.FormatSize(b.zp.TotalLimit), "max_chunk", units.FormatSize(b.zp.MaxChunkSize),

@@ -28,6 +28,10 @@ import (
 // clusterPipeLimit is the streams' MaxBytes in the cluster cases.
 const clusterPipeLimit = 64 << 20
 
+// maxUnacked is zbroker's default --max-unacked: part of the consumer
+// configuration zpipes and the bare pair share.
+var maxUnacked = zpipes.Options{}.WithDefaults().MaxUnacked
+
 // startNodes starts n embedded nodes on loopback, with their stores in a
 // temporary directory that stop removes.
 func startNodes(n int) ([]*natsnode.Node, func(), error) {
@@ -141,8 +145,9 @@ func zpipesRate(cfg *config, nodes []*natsnode.Node, pipe string, chunk []byte) 
 		srv, err := zpipes.Start(zpipes.Options{
 			Name:      fmt.Sprintf("bench-cluster-%d-%d-%s", os.Getpid(), i, pipe),
 			PipeLimit: clusterPipeLimit,
-			Store:     cluster.NewPipeStore(nd.JS, nd.Replicas, clusterPipeLimit, quiet),
-			Logger:    quiet,
+			Store: cluster.NewPipeStore(nd.JS, cluster.PipeConfig{
+				Replicas: nd.Replicas, PipeLimit: clusterPipeLimit, MaxUnacked: maxUnacked, Logger: quiet}),
+			Logger: quiet,
 		})
 		if err != nil {
 			return 0, err
@@ -204,7 +209,7 @@ func bareRate(cfg *config, nodes []*natsnode.Node, pipe string, chunk []byte, wi
 		return 0, err
 	}
 	defer pub.DeleteStream(context.Background(), sc.Name)
-	cons, err := sub.CreateOrUpdateConsumer(ctx, sc.Name, cluster.PipeConsumerConfig())
+	cons, err := sub.CreateOrUpdateConsumer(ctx, sc.Name, cluster.PipeConsumerConfig(maxUnacked))
 	if err != nil {
 		return 0, err
 	}

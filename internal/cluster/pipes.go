@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,10 +27,11 @@ const (
 	// readerConsumer is the one durable consumer of a pipe's stream:
 	// whichever host serves the pipe's reader pulls from it.
 	readerConsumer = "reader"
-	// prefetch bounds the chunks delivered to a host and not yet
-	// acknowledged (MaxAckPending): the chunks in flight to its reader
-	// and in its read-ahead. It is also the bound on duplicates after a
-	// node failure.
+	// prefetch bounds the read-ahead: chunks delivered to the reader's
+	// host and not yet handed to the reader (also bounded in bytes by
+	// the pipe limit). The consumer's MaxAckPending is prefetch plus
+	// what an acknowledging reader may hold unacknowledged
+	// (--max-unacked): together the bound on duplicates after a failure.
 	prefetch = 1000
 	// ackWait is how long JetStream waits for a chunk's acknowledgement
 	// before delivering it again: the stall after the reader's host dies.
@@ -60,13 +62,15 @@ const (
 // Threading: the zpipes server's goroutine owns every queue's state; the
 // publisher and consumer goroutines report through notes.
 type PipeStore struct {
-	js        jetstream.JetStream
-	log       *slog.Logger
-	replicas  int
-	pipeLimit int64
-	notes     chan zpipes.Note
-	queues    map[string]*pipeQueue
-	writers   zpipes.WriterID
+	js         jetstream.JetStream
+	log        *slog.Logger
+	replicas   int
+	pipeLimit  atomic.Int64 // changed by SetPipeLimit
+	limitMu    sync.Mutex   // one updateLimits at a time
+	maxUnacked int
+	notes      chan zpipes.Note
+	queues     map[string]*pipeQueue
+	writers    zpipes.WriterID
 	// acks holds, per token (a writer connection), its appends in
 	// order: their OKs must come back in that order, across pipes.
 	acks map[any]*deque.Deque[*appendAck]
@@ -119,19 +123,32 @@ type (
 	tick struct{}
 )
 
-// NewPipeStore returns a store on js; pipeLimit is each stream's
-// MaxBytes.
-func NewPipeStore(js jetstream.JetStream, replicas int, pipeLimit int64, log *slog.Logger) *PipeStore {
+// PipeConfig configures a PipeStore.
+type PipeConfig struct {
+	Replicas int
+	// PipeLimit is each stream's MaxBytes.
+	PipeLimit int64
+	// MaxUnacked is what an acknowledging reader may hold
+	// unacknowledged (zpipes.Options.MaxUnacked): the consumer lets
+	// that many chunks beyond the read-ahead be delivered unacknowledged.
+	MaxUnacked int
+	Logger     *slog.Logger
+}
+
+// NewPipeStore returns a store on js.
+func NewPipeStore(js jetstream.JetStream, cfg PipeConfig) *PipeStore {
+	log := cfg.Logger
 	s := &PipeStore{
-		js: js, log: log.With("component", "zpipes-js"), replicas: replicas, pipeLimit: pipeLimit,
+		js: js, log: log.With("component", "zpipes-js"), replicas: cfg.Replicas, maxUnacked: cfg.MaxUnacked,
 		notes:   make(chan zpipes.Note, 4*prefetch),
 		queues:  map[string]*pipeQueue{},
 		acks:    map[any]*deque.Deque[*appendAck]{},
 		stop:    make(chan struct{}),
 		ticks:   time.NewTicker(ackWait / 3),
-		leases:  newLeases(js, replicas, log),
+		leases:  newLeases(js, cfg.Replicas, log),
 		leaving: map[*reading]bool{},
 	}
+	s.pipeLimit.Store(cfg.PipeLimit)
 	s.wg.Go(func() {
 		for {
 			select {
@@ -210,7 +227,7 @@ func (s *PipeStore) Handle(n zpipes.Note) zpipes.Done {
 			// The reader left: the chunk goes back with the others
 			// when the spell has stopped.
 			if meta, err := n.msg.Metadata(); err == nil {
-				n.r.leaving = append(n.r.leaving, bufItem{n.msg, meta.Sequence.Stream})
+				n.r.leaving = append(n.r.leaving, bufItem{n.msg, meta.Sequence.Stream, false})
 			}
 			return d
 		}
@@ -225,20 +242,39 @@ func (s *PipeStore) Handle(n zpipes.Note) zpipes.Done {
 		switch {
 		case q.taken[seq] != nil:
 			q.taken[seq] = n.msg // delivered again while on its way: keep the newer handle
+			n.r.give(1)
 		case q.inBuf[seq] || q.early[seq] != nil:
+			n.r.give(1)
+		case seq < q.expect && q.wasSkipped(seq):
+			// Skipped as missing, and here after all: late, but read.
+			s.log.Warn("chunk skipped as missing arrived; delivered out of order", "pipe", q.name, "seq", seq)
+			n.r.give(1)
+			q.inBuf[seq] = true
+			q.buf.PushBack(bufItem{n.msg, seq, false})
+			d.Held = append(d.Held, zpipes.Held{Pipe: q.name, Chunks: 1, Bytes: int64(len(n.msg.Data()))})
+			d.Ready = append(d.Ready, q.name)
 		case seq < q.expect:
 			// Handed to the reader already and acknowledged; the ack
 			// was lost (a leader changed): acknowledge it again.
 			n.msg.Ack()
+			n.r.give(1)
 		default:
 			// Chunks reach the reader in stream order: one that comes
 			// before those ahead of it (lost in transit, delivered again
-			// after the ack wait) waits for them.
+			// after the ack wait) waits for them. It gives its room in
+			// the read-ahead back: those come only if this host goes on
+			// pulling (the consumer's MaxAckPending bounds them).
+			inOrder := seq == q.expect
+			if inOrder {
+				n.r.ahead.Add(int64(len(n.msg.Data())))
+			} else {
+				n.r.give(1)
+			}
 			if len(q.early) == 0 {
 				q.gapSince = time.Now()
 			}
 			q.early[seq] = n.msg
-			if h := q.drainEarly(); h.Chunks > 0 {
+			if h := q.drainEarly(inOrder); h.Chunks > 0 {
 				d.Held = append(d.Held, h)
 				d.Ready = append(d.Ready, q.name)
 			}
@@ -263,8 +299,9 @@ func (s *PipeStore) Handle(n zpipes.Note) zpipes.Done {
 			if len(q.early) > 0 && time.Since(q.gapSince) > 2*ackWait {
 				first := slices.Min(slices.Collect(maps.Keys(q.early)))
 				s.log.Warn("chunks missing from a pipe's stream; skipped", "pipe", q.name, "from", q.expect, "to", first-1)
+				q.skipped = append(q.skipped[max(0, len(q.skipped)-maxSkipped+1):], [2]uint64{q.expect, first - 1})
 				q.expect = first
-				if h := q.drainEarly(); h.Chunks > 0 {
+				if h := q.drainEarly(false); h.Chunks > 0 {
 					d.Held = append(d.Held, h)
 					d.Ready = append(d.Ready, q.name)
 				}
@@ -330,8 +367,12 @@ type pipeQueue struct {
 	expect   uint64
 	early    map[uint64]jetstream.Msg
 	gapSince time.Time
-	taken    map[uint64]jetstream.Msg
-	reader   *reading // the current spell; nil without a reader here
+	// skipped holds the last maxSkipped ranges of sequences skipped as
+	// missing: one that arrives after all is read, not taken for a
+	// chunk acknowledged already.
+	skipped [][2]uint64
+	taken   map[uint64]jetstream.Msg
+	reader  *reading // the current spell; nil without a reader here
 
 	pubMu     sync.Mutex
 	pubQueue  []pubItem
@@ -343,6 +384,9 @@ type pipeQueue struct {
 type bufItem struct {
 	msg jetstream.Msg
 	seq uint64
+	// fetched: the chunk holds a place in its spell's read-ahead (it
+	// was not given back by Return).
+	fetched bool
 }
 
 type pubItem struct {
@@ -466,8 +510,11 @@ func isFull(err error) bool {
 }
 
 func (q *pipeQueue) streamConfig() jetstream.StreamConfig {
-	return PipeStreamConfig([]byte(q.name), q.s.pipeLimit, q.s.replicas)
+	return PipeStreamConfig([]byte(q.name), q.s.pipeLimit.Load(), q.s.replicas)
 }
+
+// pipeMetadata is the stream metadata key naming the pipe (jsname-encoded).
+const pipeMetadata = "zbroker-pipe"
 
 // PipeStreamConfig is the stream of a pipe. No MaxMsgs: together with
 // MaxBytes it would refuse chunks by count.
@@ -481,33 +528,86 @@ func PipeStreamConfig(pipe []byte, pipeLimit int64, replicas int) jetstream.Stre
 		MaxBytes:    pipeLimit,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
-		Metadata:    map[string]string{"zbroker-pipe": jsname.Encode(pipe)},
+		Metadata:    map[string]string{pipeMetadata: jsname.Encode(pipe)},
 	}
 }
 
-// PipeConsumerConfig is the durable consumer of a pipe's reader.
-func PipeConsumerConfig() jetstream.ConsumerConfig {
+// PipeConsumerConfig is the durable consumer of a pipe's reader, whose
+// acknowledging reader may hold maxUnacked chunks.
+func PipeConsumerConfig(maxUnacked int) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       readerConsumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
-		MaxAckPending: prefetch,
+		MaxAckPending: prefetch + maxUnacked,
 		MaxDeliver:    -1,
 	}
+}
+
+// context returns a context that ends after d or when the store stops.
+func (s *PipeStore) context(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// SetPipeLimit makes n the MaxBytes of the pipes' streams: of those made
+// from now on, and (in the background) of every existing one. Lowering
+// it drops nothing (DiscardNew): a stream over the new limit refuses
+// chunks until its reader brings it under.
+func (s *PipeStore) SetPipeLimit(n int64) {
+	s.pipeLimit.Store(n)
+	s.wg.Go(s.updateLimits)
+}
+
+// updateLimits gives every pipe stream the current limit. One update runs
+// at a time, each reading the limit afresh, so the last reload wins.
+func (s *PipeStore) updateLimits() {
+	s.limitMu.Lock()
+	defer s.limitMu.Unlock()
+	ctx, cancel := s.context(time.Minute)
+	defer cancel()
+	names := s.js.StreamNames(ctx, jetstream.WithStreamListSubject(jsname.PipeSubject(nil)+">"))
+	updated, failed := 0, 0
+	for name := range names.Name() {
+		limit := s.pipeLimit.Load()
+		err := natsnode.Retry(ctx, "updating a pipe's limit", s.log, func(ctx context.Context) error {
+			st, err := s.js.Stream(ctx, name)
+			if err != nil {
+				return err
+			}
+			cfg := st.CachedInfo().Config
+			if cfg.MaxBytes == limit || cfg.Metadata[pipeMetadata] == "" {
+				return nil
+			}
+			cfg.MaxBytes = limit
+			if _, err = s.js.UpdateStream(ctx, cfg); err == nil {
+				updated++
+			}
+			return err
+		})
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			s.log.Warn("pipe stream keeps its old limit", "stream", name, "err", err)
+			failed++
+		}
+	}
+	if err := names.Err(); err != nil {
+		s.log.Warn("listing the pipes' streams failed; some keep their old limit", "err", err)
+	}
+	s.log.Info("pipes' streams limit updated", "pipe_limit", s.pipeLimit.Load(), "updated", updated, "failed", failed)
 }
 
 // ensureStream creates the pipe's stream, or checks the existing one is
 // this pipe's (a different subject would be a hash collision).
 func (q *pipeQueue) ensureStream() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := q.s.context(time.Minute)
 	defer cancel()
-	go func() {
-		select {
-		case <-q.s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	return natsnode.Retry(ctx, "creating pipe stream", q.s.log, func(ctx context.Context) error {
 		st, err := q.s.js.CreateStream(ctx, q.streamConfig())
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
@@ -535,6 +635,10 @@ func (q *pipeQueue) Next() (zpipes.Chunk, bool) {
 	it := q.buf.PopFront()
 	delete(q.inBuf, it.seq)
 	q.taken[it.seq] = it.msg
+	if it.fetched {
+		q.reader.ahead.Add(-int64(len(it.msg.Data())))
+		q.reader.give(1)
+	}
 	return zpipes.Chunk{Data: it.msg.Data(), ID: it.seq}, true
 }
 
@@ -548,11 +652,48 @@ type reading struct {
 	// has stopped: nacking them while its pull is still open would
 	// deliver them to it again, out of order.
 	leaving []bufItem
+	// room holds a token per chunk the read-ahead may take more: the
+	// fetcher takes them, the owner gives them back as chunks leave it
+	// for the reader. ahead is the read-ahead's bytes.
+	room  chan struct{}
+	ahead atomic.Int64
+}
+
+// take takes up to n tokens of room, waiting up to wait for the first;
+// it returns how many it took.
+func (r *reading) take(n int, wait time.Duration) int {
+	select {
+	case <-r.room:
+	case <-r.stop:
+		return 0
+	case <-time.After(wait):
+		return 0
+	}
+	got := 1
+	for ; got < n; got++ {
+		select {
+		case <-r.room:
+		default:
+			return got
+		}
+	}
+	return got
+}
+
+// give gives n tokens back.
+func (r *reading) give(n int) {
+	for range n {
+		select {
+		case r.room <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (q *pipeQueue) startReading() {
 	prev := q.reader
-	r := &reading{stop: make(chan struct{}), release: make(chan struct{}), done: make(chan struct{})}
+	r := &reading{stop: make(chan struct{}), release: make(chan struct{}), done: make(chan struct{}), room: make(chan struct{}, prefetch)}
+	r.give(prefetch)
 	q.reader = r
 	q.s.wg.Go(func() {
 		defer close(r.done)
@@ -624,7 +765,7 @@ func (q *pipeQueue) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	var cons jetstream.Consumer
 	err := natsnode.Retry(ctx, "creating pipe consumer", q.s.log, func(ctx context.Context) error {
 		var err error
-		cons, err = q.s.js.CreateOrUpdateConsumer(ctx, q.stream, PipeConsumerConfig())
+		cons, err = q.s.js.CreateOrUpdateConsumer(ctx, q.stream, PipeConsumerConfig(q.s.maxUnacked))
 		return err
 	})
 	return cons, err
@@ -665,8 +806,25 @@ func (q *pipeQueue) fetchLoop(ctx context.Context, cons jetstream.Consumer, r *r
 			rev = next
 			renew = time.Now().Add(leaseRenew)
 		}
-		batch, err := cons.Fetch(prefetch/4, jetstream.FetchMaxWait(fetchWait))
+		// Fetch only what the read-ahead has room for, in chunks and
+		// in bytes (the pipe limit), so that a slow reader (or one
+		// holding many chunks unacknowledged) holds the rest in the
+		// stream; wait for room no longer than a fetch, to renew the
+		// lease in time.
+		if r.ahead.Load() >= q.s.pipeLimit.Load() {
+			select {
+			case <-ctx.Done():
+			case <-time.After(fetchWait / 10):
+			}
+			continue
+		}
+		n := r.take(prefetch/4, fetchWait)
+		if n == 0 {
+			continue
+		}
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
+			r.give(n)
 			if ctx.Err() != nil {
 				return rev, nil
 			}
@@ -674,9 +832,12 @@ func (q *pipeQueue) fetchLoop(ctx context.Context, cons jetstream.Consumer, r *r
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		got := 0
 		for m := range batch.Messages() {
+			got++
 			q.note(fetched{q: q, r: r, msg: m})
 		}
+		r.give(n - got)
 	}
 	return rev, nil
 }
@@ -699,7 +860,7 @@ func (q *pipeQueue) Return(cs []zpipes.Chunk) {
 		if m := q.taken[cs[i].ID]; m != nil {
 			delete(q.taken, cs[i].ID)
 			q.inBuf[cs[i].ID] = true
-			q.buf.PushFront(bufItem{m, cs[i].ID})
+			q.buf.PushFront(bufItem{m, cs[i].ID, false})
 		}
 	}
 }
@@ -717,14 +878,27 @@ func (q *pipeQueue) ReaderLeft() {
 
 type heldNote struct{ h zpipes.Held }
 
+const maxSkipped = 16
+
+func (q *pipeQueue) wasSkipped(seq uint64) bool {
+	for _, r := range q.skipped {
+		if seq >= r[0] && seq <= r[1] {
+			return true
+		}
+	}
+	return false
+}
+
 // drainEarly moves the chunks that are next in sequence to the read-ahead
-// and returns the change in chunks held.
-func (q *pipeQueue) drainEarly() zpipes.Held {
+// and returns the change in chunks held; the first holds room in the
+// read-ahead if fetched.
+func (q *pipeQueue) drainEarly(fetched bool) zpipes.Held {
 	h := zpipes.Held{Pipe: q.name}
 	for m := q.early[q.expect]; m != nil; m = q.early[q.expect] {
 		delete(q.early, q.expect)
 		q.inBuf[q.expect] = true
-		q.buf.PushBack(bufItem{m, q.expect})
+		q.buf.PushBack(bufItem{m, q.expect, fetched})
+		fetched = false
 		h.Chunks++
 		h.Bytes += int64(len(m.Data()))
 		q.expect++
@@ -751,7 +925,7 @@ func (q *pipeQueue) endSpell() zpipes.Held {
 		r.leaving = append(r.leaving, it)
 	}
 	for seq, m := range q.early {
-		r.leaving = append(r.leaving, bufItem{m, seq})
+		r.leaving = append(r.leaving, bufItem{m, seq, false})
 	}
 	clear(q.early)
 	return h

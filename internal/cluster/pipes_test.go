@@ -16,6 +16,11 @@ import (
 	"github.com/zbroker/zbroker/zpipes/client"
 )
 
+// maxUnacked is what an acknowledging reader may hold: more than the
+// read-ahead, so a reader holding that many needs the consumer to
+// deliver beyond it.
+const maxUnacked = 2 * prefetch
+
 // pipeHost is one host's zpipes server on its JetStream node.
 type pipeHost struct {
 	store *PipeStore
@@ -24,12 +29,13 @@ type pipeHost struct {
 
 func startPipeHost(t *testing.T, n *natsnode.Node, pipeLimit int64) *pipeHost {
 	t.Helper()
-	st := NewPipeStore(n.JS, n.Replicas, pipeLimit, testLog)
+	st := NewPipeStore(n.JS, PipeConfig{Replicas: n.Replicas, PipeLimit: pipeLimit, MaxUnacked: maxUnacked, Logger: testLog})
 	srv, err := zpipes.Start(zpipes.Options{
-		Name:      fmt.Sprintf("zp-%d-%d", os.Getpid(), nameSeq.Add(1)),
-		PipeLimit: pipeLimit,
-		Store:     st,
-		Logger:    testLog,
+		Name:       fmt.Sprintf("zp-%d-%d", os.Getpid(), nameSeq.Add(1)),
+		PipeLimit:  pipeLimit,
+		MaxUnacked: maxUnacked,
+		Store:      st,
+		Logger:     testLog,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -123,4 +129,59 @@ func TestPipeAcrossHosts(t *testing.T) {
 	if cfg.Discard != jetstream.DiscardNew || cfg.MaxBytes != limit || cfg.MaxMsgs > 0 || cfg.Replicas != 3 {
 		t.Fatalf("stream config %+v", cfg)
 	}
+}
+
+// An acknowledging reader holds more chunks unacknowledged than the
+// read-ahead; those it leaves without acknowledging come back, in order,
+// to the next reader; those it acknowledges never do.
+func TestPipeAckReader(t *testing.T) {
+	c := natstest.Start(t, 1)
+	h := startPipeHost(t, c.Nodes[0], 1<<20)
+	const pipe, n = "acked", 3000
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testTimeout)
+	defer cancel()
+	w := dial(t, h, pipe)
+	pl := client.NewPipeline(200)
+	for i := range n {
+		if err := pl.Add(ctx, w.WriteAsync(pipe, chunk(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ackReader := func() *client.Client {
+		t.Helper()
+		r, err := client.DialEndpoint(ctx, h.srv.Endpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Disconnect() })
+		if err := r.OpenAck(ctx, pipe); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	read := func(r *client.Client, from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			got, err := r.Read(ctx, pipe)
+			if err != nil {
+				t.Fatalf("read %d: %v", i, err)
+			}
+			if index(got) != i {
+				t.Fatalf("read chunk %d, want %d", index(got), i)
+			}
+		}
+	}
+	r := ackReader()
+	read(r, 0, prefetch+500)
+	r.Disconnect()
+	r = ackReader()
+	read(r, 0, prefetch+200)
+	if err := r.Ack(ctx, pipe, prefetch+200); err != nil {
+		t.Fatal(err)
+	}
+	r.Disconnect()
+	read(ackReader(), prefetch+200, n)
 }

@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/jsname"
 	"github.com/zbroker/zbroker/internal/natsnode/natstest"
+	"github.com/zbroker/zbroker/zpipes/client"
 )
 
 // zbroker --nats on an existing NATS cluster (here three JetStream nodes in
@@ -71,4 +76,64 @@ func TestClusterExternalNATS(t *testing.T) {
 	for _, b := range brokers {
 		b.stop(t)
 	}
+}
+
+// SIGHUP with a new --pipe-limit gives the existing pipes' streams the new
+// MaxBytes: WRITEs held by a full stream go through once it is raised.
+func TestClusterReloadPipeLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker with an embedded NATS node")
+	}
+	cfg := filepath.Join(t.TempDir(), "zbroker.conf")
+	writeFile(t, cfg, "pipe-limit 64KiB\n")
+	var n *node
+	for attempt := 0; ; attempt++ {
+		n = &node{args: []string{"--config", cfg, "--data-dir", t.TempDir(),
+			"--nats-listen", fmt.Sprintf("127.0.0.1:%d", natstest.FreePorts(t, 1)[0]),
+			"--no-majordomo", "--no-clone", uniqueName("hup")}}
+		n.start(t)
+		if n.ready(t) {
+			break
+		}
+		if attempt == 3 || !strings.Contains(n.log.String(), "address already in use") {
+			t.Fatalf("zbroker did not start:\n%s", n.log)
+		}
+	}
+	t.Cleanup(n.kill)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	w := pipeClient(t, n)
+	// 8 chunks of 16 KiB: the stream (64 KiB) refuses the last ones.
+	var pending []*client.Pending
+	for range 8 {
+		pending = append(pending, w.WriteAsync("p", make([]byte, 16<<10)))
+	}
+	js := jsClient(t, n)
+	maxBytes := func() int64 {
+		s, err := js.Stream(ctx, jsname.PipeStream([]byte("p")))
+		if err != nil {
+			return 0
+		}
+		return s.CachedInfo().Config.MaxBytes
+	}
+	for maxBytes() != 64<<10 {
+		if ctx.Err() != nil {
+			t.Fatal("the pipe's stream never appeared with MaxBytes 64KiB")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	writeFile(t, cfg, "pipe-limit 1MiB\n")
+	n.cmd.Process.Signal(syscall.SIGHUP)
+	for i, p := range pending {
+		if _, err := p.Wait(ctx); err != nil {
+			t.Fatalf("WRITE %d after raising the limit: %v\n%s", i, err, n.log)
+		}
+	}
+	if got := maxBytes(); got != 1<<20 {
+		t.Fatalf("stream MaxBytes %d after the reload, want 1MiB", got)
+	}
+	if !strings.Contains(n.log.String(), "pipes' streams limit updated") {
+		t.Errorf("no log line for the streams' update:\n%s", n.log)
+	}
+	n.stop(t)
 }
