@@ -14,10 +14,12 @@ Frames are written in base64, "-" standing for an empty frame.
 
 Commands (stdin, one per line):
   send F...                        queue one multipart message
-  writes PIPE N PREFIX SIZE WINDOW queue N "WRITE PIPE chunk" commands; chunk
+  writes PIPE N PREFIX SIZE WINDOW [START]
+                                   queue N "WRITE PIPE chunk" commands; chunk
                                    i is PREFIX + "%08d" % i, padded with "."
-                                   to SIZE bytes; sent while fewer than
-                                   WINDOW commands await their reply
+                                   to SIZE bytes, i from START (default 0);
+                                   sent while fewer than WINDOW commands
+                                   await their reply
   reads PIPE N WINDOW              queue N "READ PIPE" commands, same window
   blast PIPE N PREFIX              synchronous: send N WRITEs (chunks
                                    PREFIX + "%08d" % i) without reading any
@@ -79,9 +81,9 @@ def main():
     poller.register(0, zmq.POLLIN)
     emit("ready")
 
-    def gen_writes(pipe, n, prefix, size):
+    def gen_writes(pipe, n, prefix, size, start):
         pad = b""
-        for i in range(n):
+        for i in range(start, start + n):
             chunk = prefix + b"%08d" % i
             if len(chunk) < size:
                 if len(pad) != size - len(chunk):
@@ -146,7 +148,8 @@ def main():
             pending.append([dec(a) for a in args])
         elif op == "writes":
             pipe, n, prefix, size, window = dec(args[0]), int(args[1]), dec(args[2]), int(args[3]), int(args[4])
-            pending.append((gen_writes(pipe, n, prefix, size), window))
+            start = int(args[5]) if len(args) > 5 else 0
+            pending.append((gen_writes(pipe, n, prefix, size, start), window))
         elif op == "reads":
             pipe, n, window = dec(args[0]), int(args[1]), int(args[2])
             pending.append((gen_reads(pipe, n), window))
