@@ -312,3 +312,20 @@ func TestInteropAckDurableCrash(t *testing.T) {
 	}
 	t.Logf("20 acknowledged, 180 held unacknowledged at the crash; recovered from chunk %d", first)
 }
+
+// A REQ socket can be an acknowledging reader too, one command at a time.
+func TestInteropAckREQ(t *testing.T) {
+	srv := ixStartBroker(t, "ackreq", zpipes.Options{})
+	ep := srv.Endpoint()
+	r := ixStartPeer(t, ep, "REQ", "req-reader")
+	r.expect(ok, "OPEN", "k", "ACK")
+	r.expect(ok, "WRITE", "k", "one")
+	r.expect(ok, "WRITE", "k", "two")
+	r.expect([]string{"one"}, "READ", "k")
+	r.expect([]string{"two"}, "READ", "k")
+	r.expect(ok, "ACK", "k", "1")
+	r.expect([]string{"ERROR", "ACK of 2 chunks, but this connection holds only 1 unacknowledged"}, "ACK", "k", "2")
+	r.expect(ok, "CLOSE", "k")
+	r.expect(ok, "OPEN", "k")
+	r.expect([]string{"two"}, "READ", "k")
+}
