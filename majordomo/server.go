@@ -145,9 +145,7 @@ type Server struct {
 	log       *slog.Logger
 	sock      *zmtp.Socket
 	tick      time.Duration
-	queries   chan chan Stats
-	calls     chan func() // run by the owner: see SetQueueLimit and stats.go
-	quit      chan chan struct{}
+	calls     chan func() // run by the owner: ticks, Stats, Close, stats.go...
 	stopped   chan struct{}
 	closeOnce sync.Once
 	final     Stats
@@ -312,9 +310,7 @@ func Start(opts Options) (*Server, error) {
 		log:      log,
 		sock:     sock,
 		tick:     tick,
-		queries:  make(chan chan Stats),
 		calls:    make(chan func()),
-		quit:     make(chan chan struct{}),
 		stopped:  make(chan struct{}),
 		peers:    map[*zmtp.Conn]*peer{},
 		services: map[string]*service{},
@@ -322,6 +318,7 @@ func Start(opts Options) (*Server, error) {
 		failures: map[string]uint64{},
 	}
 	go s.run()
+	go s.ticks()
 	return s, nil
 }
 
@@ -329,7 +326,13 @@ func Start(opts Options) (*Server, error) {
 func (s *Server) Endpoint() string { return s.sock.Endpoint() }
 
 // Stats returns a snapshot taken by the owning goroutine.
-func (s *Server) Stats() Stats { return owner.Ask(s.queries, s.stopped, &s.final) }
+func (s *Server) Stats() Stats {
+	var st Stats
+	if owner.Do(s.calls, s.stopped, func() { st = s.snapshot() }) {
+		return st
+	}
+	return s.final
+}
 
 // SetQueueLimit changes RequestQueueLimit of the running broker (zero
 // means the default). Requests already queued stay queued.
@@ -343,12 +346,7 @@ func (s *Server) SetQueueLimit(n int) {
 // requests are dropped; their clients retry or time out.
 func (s *Server) Close() Stats {
 	s.closeOnce.Do(func() {
-		ack := make(chan struct{})
-		select {
-		case s.quit <- ack:
-			<-ack
-		case <-s.stopped:
-		}
+		owner.Do(s.calls, s.stopped, s.shutdown)
 		s.sock.Close()
 		<-s.stopped
 	})
@@ -356,13 +354,15 @@ func (s *Server) Close() Stats {
 }
 
 // fastEvents bounds how many waiting batches of events the owner takes in
-// a row without looking at its other channels (ticks, queries, Close).
+// a row without looking at its calls (ticks, Stats, Close...).
 const fastEvents = 64
 
+// run is the owner. It waits on two channels only, events and calls:
+// this select runs about once per request, and its cost grows with its
+// cases (a timer's channel costs more still), so ticks come as calls
+// too (see ticks).
 func (s *Server) run() {
 	defer close(s.stopped)
-	t := time.NewTicker(s.tick)
-	defer t.Stop()
 	events := s.sock.Events()
 	fast := 0
 	for {
@@ -386,25 +386,43 @@ func (s *Server) run() {
 			if !s.take(batch, ok) {
 				return
 			}
-		case <-t.C:
-			if !s.closing {
-				s.now = time.Now()
-				s.onTick()
-			}
-		case q := <-s.queries:
-			q <- s.snapshot()
 		case f := <-s.calls:
 			f()
-		case ack := <-s.quit:
-			s.final = s.snapshot()
-			for w := range s.workers {
-				s.send(w.peer, encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
-			}
-			s.flush()
-			s.closing = true
-			close(ack)
 		}
 	}
+}
+
+// ticks has the owner run onTick every s.tick until it stops.
+func (s *Server) ticks() {
+	t := time.NewTicker(s.tick)
+	defer t.Stop()
+	tick := func() {
+		if !s.closing {
+			s.now = time.Now()
+			s.onTick()
+		}
+	}
+	for {
+		select {
+		case <-t.C:
+			if !owner.Do(s.calls, s.stopped, tick) {
+				return
+			}
+		case <-s.stopped:
+			return
+		}
+	}
+}
+
+// shutdown runs on the owner when Close is called: it keeps the final
+// state and tells every worker DISCONNECT; events are ignored from then on.
+func (s *Server) shutdown() {
+	s.final = s.snapshot()
+	for w := range s.workers {
+		s.send(w.peer, encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
+	}
+	s.flush()
+	s.closing = true
 }
 
 // take handles a batch of events received (ok) from the socket, and
