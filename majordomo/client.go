@@ -311,27 +311,33 @@ func (c *Client) Recv(ctx context.Context) (Reply, error) {
 		return Reply{}, errors.New("majordomo: Recv without a connection (Send first)")
 	}
 	for {
+		var in inbound
+		// A reply already waiting needs no two-way select.
 		select {
-		case <-ctx.Done():
-			return Reply{}, ctx.Err()
-		case in := <-c.in:
-			if in.err != nil {
-				c.reset()
-				return Reply{}, in.err
+		case in = <-c.in:
+		default:
+			select {
+			case <-ctx.Done():
+				return Reply{}, ctx.Err()
+			case in = <-c.in:
 			}
-			m, perr := parseForClient(c.opts.Version, in.frames)
-			if perr != nil {
-				c.log.Warn("malformed reply dropped", "reason", perr.reason)
-				continue
-			}
-			if fe := failureOf(&m); fe != nil {
-				return Reply{Service: fe.Service, Final: true}, fe
-			}
-			if c.optIns > 0 && string(m.service) == MMIFailures {
-				c.optIns--
-				continue
-			}
-			return Reply{Service: c.serviceName(m.service), Body: cloneList(m.body), Final: m.kind == kFinal}, nil
 		}
+		if in.err != nil {
+			c.reset()
+			return Reply{}, in.err
+		}
+		m, perr := parseForClient(c.opts.Version, in.frames)
+		if perr != nil {
+			c.log.Warn("malformed reply dropped", "reason", perr.reason)
+			continue
+		}
+		if fe := failureOf(&m); fe != nil {
+			return Reply{Service: fe.Service, Final: true}, fe
+		}
+		if c.optIns > 0 && string(m.service) == MMIFailures {
+			c.optIns--
+			continue
+		}
+		return Reply{Service: c.serviceName(m.service), Body: cloneList(m.body), Final: m.kind == kFinal}, nil
 	}
 }
