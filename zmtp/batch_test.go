@@ -1,0 +1,68 @@
+package zmtp
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestBatch: messages that arrive together are delivered in one batch, in
+// order, at most as many as the send queue has room for and maxBatch;
+// their frames stay intact after the batch is released and reused. (The
+// first bytes of a burst are read into a connection's small array, see
+// readSmall: a burst larger than that comes in a smaller batch, then
+// batches from the read buffer.)
+func TestBatch(t *testing.T) {
+	for _, tc := range []struct{ sqm, n, largest int }{{0, 10, 10}, {4, 10, 4}, {0, 3 * maxBatch, maxBatch}} {
+		t.Run(fmt.Sprintf("queue-%d-messages-%d", tc.sqm, tc.n), func(t *testing.T) {
+			sock, err := Listen(pathEndpoint(t), Options{SocketType: "ROUTER", Logger: quietLogger, SendQueueMessages: tc.sqm})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sock.Close() })
+			next := func() *Batch {
+				t.Helper()
+				select {
+				case b := <-sock.Events():
+					return b
+				case <-time.After(testTimeout):
+					t.Fatal("no batch delivered")
+				}
+				return nil
+			}
+			p := rawDial(t, sock.Endpoint())
+			p.handshake(1, "DEALER")
+			if b := next(); len(b.Events) != 1 || b.Events[0].Type != Connected {
+				t.Fatalf("first batch %+v, want one Connected event", b.Events)
+			}
+			var wire []byte
+			for i := range tc.n {
+				wire = append(wire, encodeMessage([]byte("m"), fmt.Appendf(nil, "%d", i))...)
+			}
+			if _, err := p.nc.Write(wire); err != nil {
+				t.Fatal(err)
+			}
+			var got [][][]byte
+			largest := 0
+			for len(got) < tc.n {
+				b := next()
+				largest = max(largest, len(b.Events))
+				for _, ev := range b.Events {
+					if ev.Type != Message {
+						t.Fatalf("got a %s event, want messages only", evName(ev.Type))
+					}
+					got = append(got, ev.Frames)
+				}
+				b.Release()
+			}
+			if largest != tc.largest {
+				t.Errorf("largest batch %d messages, want %d", largest, tc.largest)
+			}
+			for i, f := range got {
+				if len(f) != 2 || string(f[0]) != "m" || string(f[1]) != fmt.Sprint(i) {
+					t.Fatalf("message %d is %s", i, describe(f))
+				}
+			}
+		})
+	}
+}
