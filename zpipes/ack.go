@@ -176,6 +176,17 @@ func (s *Server) ackWritten(p *pipe, a *ackState) {
 	// else: a copy was given back when the reader left
 }
 
+// ackUnsent handles a chunk of an acknowledging reader that will never
+// be written (its connection ended). If the reader had left the pipe
+// having acknowledged it early, it is consumed now; otherwise it goes back
+// as the reader leaves (or went back, a copy, when it left).
+func (s *Server) ackUnsent(d delivery) {
+	if a := d.ack; a.left && a.early > 0 {
+		a.early--
+		s.consume(d.p, append(s.scratch[:0], a.chunks.PopFront()))
+	}
+}
+
 // ackLeave gives back what p's acknowledging reader holds unacknowledged,
 // in delivery order, ahead of everything else in the pipe. alive: the
 // connection lives on (CLOSE), so the transport may still write the

@@ -353,3 +353,26 @@ func TestAckRandomSessions(t *testing.T) {
 		})
 	}
 }
+
+// A chunk acknowledged while its READ's reply still waits behind another
+// READ's, by a reader that then CLOSEs the pipe and dies: it was
+// acknowledged, so it is consumed, not given back, and the pipe is
+// released.
+func TestAckEarlyInHeldReplyThenDeath(t *testing.T) {
+	srv := startServer(t, Options{})
+	w := writeAll(t, srv, "a")
+	expect(t, "CLOSE", w.do("CLOSE", "p"), "OK")
+	r := dialRaw(t, srv)
+	r.send("OPEN", "x")
+	r.send("OPEN", "p", "ACK")
+	r.send("READ", "x") // waits: x is empty
+	r.send("READ", "p") // takes a; its reply waits behind READ x's
+	r.send("ACK", "p", "1")
+	r.send("CLOSE", "p")
+	time.Sleep(100 * time.Millisecond) // the broker takes it all in
+	if st := srv.Stats(); st.Pipes != 2 || st.Chunks != 0 || st.Unacked != 0 {
+		t.Fatalf("%+v: p, empty and closed, must be kept while a is on its way", st)
+	}
+	r.nc.Close()
+	waitStats(t, srv, func(s Stats) bool { return s.Clients == 1 && s.Pipes == 0 && s.QueuedBytes == 0 })
+}

@@ -708,10 +708,12 @@ func (s *Server) send(c *client, env, reply [][]byte, from delivery, id uint64) 
 		frames = append(env[:len(env):len(env)], reply...)
 	}
 	if err := c.conn.Send(frames); err != nil {
-		if from.p != nil && from.ack == nil {
-			// The reader is gone and its Disconnected event is on its
-			// way: the chunk was never handed over, so it goes back.
-			// (An acknowledging reader's chunks go back as it leaves.)
+		// The reader is gone and its Disconnected event is on its way:
+		// the chunk was never handed over, so it goes back.
+		switch {
+		case from.ack != nil:
+			s.ackUnsent(from)
+		case from.p != nil:
 			s.giveBack(from.p, []Chunk{{Data: reply[0], ID: id}})
 		}
 		return
@@ -807,15 +809,11 @@ func (s *Server) disconnect(c *client) {
 	s.confirm(c) // the count of written messages is final now
 	back := map[*pipe][]Chunk{}
 	unsent := func(d delivery, ch Chunk) {
-		switch {
-		case d.ack == nil:
-			back[d.p] = append(back[d.p], ch)
-		case d.ack.left && d.ack.early > 0:
-			// Acknowledged early, by a reader gone from the pipe.
-			d.ack.early--
-			s.consume(d.p, append(s.scratch[:0], d.ack.chunks.PopFront()))
+		if d.ack != nil {
+			s.ackUnsent(d)
+			return
 		}
-		// Others go back as the reader leaves, below.
+		back[d.p] = append(back[d.p], ch)
 	}
 	for c.out.Len() > 0 {
 		o := c.out.PopFront()
