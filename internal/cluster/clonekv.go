@@ -34,6 +34,9 @@ const (
 // leaves: a watcher (another host) sees the expiry as that marker.
 const cloneMarkerTTL = time.Minute
 
+// initialReadWait bounds one attempt at reading the bucket at start.
+const initialReadWait = 15 * time.Second
+
 // submitQueue bounds the updates waiting to be published. Clone's
 // collector is fire-and-forget; when JetStream cannot keep up the server's
 // goroutine waits (so the collector's peers are not read) rather than
@@ -95,14 +98,26 @@ func OpenCloneKV(ctx context.Context, js jetstream.JetStream, replicas int, log 
 		changes: make(chan clone.Change, 1024),
 		stop:    make(chan struct{}),
 	}
-	cons, err := js.OrderedConsumer(ctx, stream.Config.Name, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("clone bucket: %w", err)
-	}
-	if err := c.readInitial(ctx, cons, stream.State.LastSeq); err != nil {
-		return nil, err
+	// A consumer made while this node's replica of the bucket catches up
+	// (just restarted, under load) may stall: after a while the map is
+	// read again through a new one.
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, initialReadWait)
+		cons, err := js.OrderedConsumer(actx, stream.Config.Name, jetstream.OrderedConsumerConfig{
+			DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
+		})
+		if err == nil {
+			err = c.readInitial(actx, cons, stream.State.LastSeq)
+		}
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("clone bucket: %w", err)
+		}
+		c.log.Info("reading the Clone bucket again", "attempt", attempt, "err", err)
+		c.initial, c.seq = nil, 0
 	}
 	c.wg.Add(1)
 	go c.publisher()
@@ -171,6 +186,7 @@ func (c *CloneKV) readInitial(ctx context.Context, cons jetstream.Consumer, last
 			mu.Unlock()
 		case <-ctx.Done():
 			c.cons.Stop()
+			<-c.cons.Closed() // the handler runs no more: a retry starts afresh
 			return fmt.Errorf("clone bucket: reading the map: %w", ctx.Err())
 		}
 	}

@@ -79,12 +79,7 @@ func (l *leases) acquire(ctx context.Context, key string) (uint64, error) {
 	}
 	deadline := time.Now().Add(handoverWait)
 	for {
-		var rev uint64
-		err := natsnode.Retry(ctx, "taking a reader lease", l.log, func(ctx context.Context) error {
-			var err error
-			rev, err = kv.Create(ctx, key, []byte(l.holder))
-			return err
-		})
+		rev, err := l.create(ctx, kv, key)
 		if err == nil {
 			return rev, nil
 		}
@@ -100,6 +95,30 @@ func (l *leases) acquire(ctx context.Context, key string) (uint64, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// tryAcquire takes the lease of key if nobody holds it; errLeaseHeld if
+// somebody does.
+func (l *leases) tryAcquire(ctx context.Context, key string) (uint64, error) {
+	kv, err := l.bucket(ctx)
+	if err != nil {
+		return 0, err
+	}
+	rev, err := l.create(ctx, kv, key)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		err = errLeaseHeld
+	}
+	return rev, err
+}
+
+func (l *leases) create(ctx context.Context, kv jetstream.KeyValue, key string) (uint64, error) {
+	var rev uint64
+	err := natsnode.Retry(ctx, "taking a reader lease", l.log, func(ctx context.Context) error {
+		var err error
+		rev, err = kv.Create(ctx, key, []byte(l.holder))
+		return err
+	})
+	return rev, err
 }
 
 func (l *leases) renew(ctx context.Context, key string, rev uint64) (uint64, error) {

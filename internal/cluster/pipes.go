@@ -62,15 +62,17 @@ const (
 // Threading: the zpipes server's goroutine owns every queue's state; the
 // publisher and consumer goroutines report through notes.
 type PipeStore struct {
-	js         jetstream.JetStream
-	log        *slog.Logger
-	replicas   int
-	pipeLimit  atomic.Int64 // changed by SetPipeLimit
-	limitMu    sync.Mutex   // one updateLimits at a time
-	maxUnacked int
-	notes      chan zpipes.Note
-	queues     map[string]*pipeQueue
-	writers    zpipes.WriterID
+	js        jetstream.JetStream
+	log       *slog.Logger
+	replicas  int
+	pipeLimit atomic.Int64 // changed by SetPipeLimit
+	limitMu   sync.Mutex   // one updateLimits at a time
+	// reclaim attempts ended, and streams they deleted (for tests).
+	reclaims, reclaimed atomic.Int64
+	maxUnacked          int
+	notes               chan zpipes.Note
+	queues              map[string]*pipeQueue
+	writers             zpipes.WriterID
 	// acks holds, per token (a writer connection), its appends in
 	// order: their OKs must come back in that order, across pipes.
 	acks map[any]*deque.Deque[*appendAck]
@@ -373,6 +375,9 @@ type pipeQueue struct {
 	skipped [][2]uint64
 	taken   map[uint64]jetstream.Msg
 	reader  *reading // the current spell; nil without a reader here
+	// lastSpell is closed when the last spell here has ended (nil if
+	// none began).
+	lastSpell <-chan struct{}
 
 	pubMu     sync.Mutex
 	pubQueue  []pubItem
@@ -464,7 +469,7 @@ func (q *pipeQueue) publish(chunk []byte) bool {
 	msg := nats.NewMsg(q.subject)
 	msg.Data = chunk
 	msg.Header.Set(jetstream.MsgIDHeader, q.s.leases.holder+"-"+strconv.FormatUint(q.published, 36))
-	full := false
+	var fullSince time.Time
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout(len(chunk)))
 		_, err := q.s.js.PublishMsg(ctx, msg)
@@ -474,9 +479,12 @@ func (q *pipeQueue) publish(chunk []byte) bool {
 		}
 		switch {
 		case isFull(err):
-			if !full {
+			if fullSince.IsZero() {
 				q.s.log.Debug("pipe full in JetStream; WRITE held", "pipe", q.name)
-				full = true
+				fullSince = time.Now()
+			} else if time.Since(fullSince) > fenceStale {
+				q.liftStaleFence()
+				fullSince = time.Now()
 			}
 		case errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
 			// The stream went away (deleted by an operator): make it again.
@@ -583,7 +591,8 @@ func (s *PipeStore) updateLimits() {
 				return err
 			}
 			cfg := st.CachedInfo().Config
-			if cfg.MaxBytes == limit || cfg.Metadata[pipeMetadata] == "" {
+			// A fenced stream gets its limit back from its reclaimer.
+			if cfg.MaxBytes == limit || cfg.MaxBytes == fenceBytes || cfg.Metadata[pipeMetadata] == "" {
 				return nil
 			}
 			cfg.MaxBytes = limit
@@ -694,7 +703,7 @@ func (q *pipeQueue) startReading() {
 	prev := q.reader
 	r := &reading{stop: make(chan struct{}), release: make(chan struct{}), done: make(chan struct{}), room: make(chan struct{}, prefetch)}
 	r.give(prefetch)
-	q.reader = r
+	q.reader, q.lastSpell = r, r.done
 	q.s.wg.Go(func() {
 		defer close(r.done)
 		if prev != nil {
@@ -934,12 +943,15 @@ func (q *pipeQueue) endSpell() zpipes.Held {
 // Queued implements zpipes.Queue: this writer's chunks not yet published.
 func (q *pipeQueue) Queued(w zpipes.WriterID) int { return q.unpublished[w] }
 
-// Release implements zpipes.Queue. The stream stays: other hosts may use
-// the pipe, and its chunks are kept. A reading spell still ending keeps
-// the queue's notes coming: they are handled on the queue as it is.
+// Release implements zpipes.Queue. The stream is deleted if it holds no
+// chunk and nobody reads the pipe anywhere (see reclaim), once this
+// host's reading spell, if any, has ended. A reading spell still ending
+// keeps the queue's notes coming: they are handled on the queue as it is.
 func (q *pipeQueue) Release() {
+	spell := q.lastSpell
 	q.ReaderLeft()
 	if q.s.queues[q.name] == q {
 		delete(q.s.queues, q.name)
 	}
+	q.s.wg.Go(func() { q.s.reclaim(q.name, q.stream, spell) })
 }

@@ -1,0 +1,75 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/zbroker/zbroker/internal/jsname"
+	"github.com/zbroker/zbroker/internal/natsnode/natstest"
+)
+
+// A released pipe's stream is kept while it holds chunks and deleted once
+// it is empty; writes racing with the deletion (on another host) are
+// never lost: each is read.
+func TestPipeStreamReclaimed(t *testing.T) {
+	c := natstest.Start(t, 1)
+	js := c.Nodes[0].JS
+	a, b := startPipeHost(t, c.Nodes[0], 1<<20), startPipeHost(t, c.Nodes[0], 1<<20)
+	const pipe = "reclaimed"
+	stream := jsname.PipeStream([]byte(pipe))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testTimeout)
+	defer cancel()
+	reclaimed := func(h *pipeHost, n int64) {
+		t.Helper()
+		waitFor(t, "a reclaim attempt", func() bool { return h.store.reclaims.Load() >= n })
+	}
+	w := dial(t, a, pipe)
+	for i := range 3 {
+		if err := w.Write(ctx, pipe, chunk(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Disconnect()
+	reclaimed(a, 1)
+	st, err := js.Stream(ctx, stream)
+	if err != nil || st.CachedInfo().State.Msgs != 3 {
+		t.Fatalf("stream holding chunks after its pipe's release: %v", err)
+	}
+	r := dial(t, b, pipe)
+	for i := range 3 {
+		if got, err := r.Read(ctx, pipe); err != nil || index(got) != i {
+			t.Fatalf("read %d: %v", i, err)
+		}
+	}
+	r.Disconnect()
+	reclaimed(b, 1)
+	if _, err := js.Stream(ctx, stream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("empty stream of a released pipe: %v, want it deleted", err)
+	}
+
+	// B's pipe is released (B's reclaim fences the empty stream, waits
+	// and deletes it) while a writer on A writes, a little later each
+	// time; then B reads the chunk.
+	w = dial(t, a, pipe)
+	for i := range 10 {
+		o := dial(t, b, pipe)
+		o.Disconnect()
+		done := make(chan error, 1)
+		go func() {
+			time.Sleep(time.Duration(i) * fenceGrace / 6)
+			done <- w.Write(ctx, pipe, chunk(i))
+		}()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		r := dial(t, b, pipe)
+		if got, err := r.Read(ctx, pipe); err != nil || index(got) != i {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		r.Disconnect()
+	}
+	t.Logf("B deleted the stream %d times in %d attempts", b.store.reclaimed.Load(), b.store.reclaims.Load())
+}
