@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zbroker/zbroker/internal/owner"
 )
 
 // ackReader opens pipe p with ACK on a new connection.
@@ -14,6 +16,7 @@ func ackReader(t *testing.T, srv *Server) *peer {
 	t.Helper()
 	r := dialPeer(t, srv)
 	expect(t, "OPEN ACK", r.do("OPEN", "p", "ACK"), "OK")
+	t.Cleanup(func() { checkAccounting(t, srv) })
 	return r
 }
 
@@ -26,6 +29,35 @@ func writeAll(t *testing.T, srv *Server, chunks ...string) *peer {
 		expect(t, "WRITE", w.do("WRITE", "p", c), "OK")
 	}
 	return w
+}
+
+// checkAccounting checks, on the owner goroutine, that the memory charge
+// is the sum of what the pipes hold queued and unacknowledged, and that
+// no pipe counts fewer chunks taken than its reader holds.
+func checkAccounting(t *testing.T, srv *Server) {
+	t.Helper()
+	var problem string
+	owner.Do(srv.calls, srv.stopped, func() {
+		var sum int64
+		for _, p := range srv.pipes {
+			sum += p.bytes
+			if p.ack != nil {
+				sum += p.ack.cost
+				if p.taken < p.ack.chunks.Len() || p.ack.unacked() < 0 {
+					problem = fmt.Sprintf("pipe %q: %d taken, reader holds %d (%d early)", p.name, p.taken, p.ack.chunks.Len(), p.ack.early)
+				}
+			}
+			if p.chunks < 0 || p.bytes < 0 || p.taken < 0 {
+				problem = fmt.Sprintf("pipe %q: %d chunks, %d bytes, %d taken", p.name, p.chunks, p.bytes, p.taken)
+			}
+		}
+		if sum != srv.total {
+			problem = fmt.Sprintf("total charge %d, pipes hold %d", srv.total, sum)
+		}
+	})
+	if problem != "" {
+		t.Fatal(problem)
+	}
 }
 
 func unacked(t *testing.T, srv *Server) (int, PipeInfo) {
@@ -246,6 +278,7 @@ func TestAckBeforeWritten(t *testing.T) {
 	}
 	r.nc.Close()
 	waitStats(t, srv, func(s Stats) bool { return s.Clients == 2 && s.Pipes == 0 && s.QueuedBytes == 0 })
+	checkAccounting(t, srv)
 }
 
 // Acknowledged chunks leave the memory charge; unacknowledged ones stay
@@ -335,6 +368,7 @@ func TestAckRandomSessions(t *testing.T) {
 				if st := srv.Stats(); st.Unacked != len(delivered) || st.Chunks != len(model) {
 					t.Fatalf("session %d: %+v, want %d unacknowledged and %d queued", session, st, len(delivered), len(model))
 				}
+				checkAccounting(t, srv)
 				if rng.IntN(2) == 0 {
 					expect(t, "CLOSE", r.do("CLOSE", "p"), "OK")
 				}
@@ -342,6 +376,7 @@ func TestAckRandomSessions(t *testing.T) {
 				clients--
 				model = append(delivered, model...)
 				waitStats(t, srv, func(s Stats) bool { return s.Clients == clients && s.Unacked == 0 })
+				checkAccounting(t, srv)
 			}
 			r := dialPeer(t, srv)
 			expect(t, "OPEN", r.do("OPEN", "p"), "OK")
