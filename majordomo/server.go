@@ -152,7 +152,6 @@ type Server struct {
 
 	closing  bool
 	now      time.Time
-	held     []*peer // peers with messages in their outbox, see send
 	peers    map[*zmtp.Conn]*peer
 	services map[string]*service
 	workers  map[*worker]struct{}
@@ -167,8 +166,7 @@ type Server struct {
 type peer struct {
 	conn    *zmtp.Conn
 	worker  *worker
-	outbox  []zmtp.Outgoing // messages for it not yet handed to conn, see send
-	defunct bool            // sent DISCONNECT: its worker commands are ignored
+	defunct bool // sent DISCONNECT: its worker commands are ignored
 	gone    bool
 	// queues holds this client's waiting requests, per service.
 	queues      map[*service]*clientQueue
@@ -380,7 +378,6 @@ func (s *Server) run() {
 			}
 		}
 		fast = 0
-		s.flush()
 		select {
 		case batch, ok := <-events:
 			if !s.take(batch, ok) {
@@ -419,9 +416,8 @@ func (s *Server) ticks() {
 func (s *Server) shutdown() {
 	s.final = s.snapshot()
 	for w := range s.workers {
-		s.send(w.peer, encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
+		w.peer.conn.Send(encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
 	}
-	s.flush()
 	s.closing = true
 }
 
@@ -480,7 +476,7 @@ func (s *Server) handle(p *peer, frames [][]byte) {
 			s.logBad(p, err.reason)
 			s.failures[CodeBadRequest]++
 			if p.wantsFailures {
-				s.send(p, encodeFailure(m.version, m.env, CodeBadRequest, m.service, err.reason))
+				p.conn.Send(encodeFailure(m.version, m.env, CodeBadRequest, m.service, err.reason))
 			}
 		case !m.client && m.version != 0 && p.worker != nil:
 			// A registered worker that breaks the protocol is no longer
@@ -541,7 +537,7 @@ func (s *Server) request(p *peer, m *message) {
 		s.failures[CodeQueueFull]++
 		why := fmt.Sprintf("%d requests already waiting for a worker", svc.queued)
 		if p.wantsFailures {
-			s.send(p, encodeFailure(m.version, m.env, CodeQueueFull, svc.name, why))
+			p.conn.Send(encodeFailure(m.version, m.env, CodeQueueFull, svc.name, why))
 		} else {
 			s.log.Debug("request dropped", "conn", p.conn.ID(), "mdp_service", printable(svc.name), "code", CodeQueueFull, "reason", why)
 		}
@@ -596,7 +592,7 @@ func (s *Server) mmi(p *peer, m *message) {
 	default:
 		answer = "501"
 	}
-	s.send(p, encodeClientReply(m.version, m.env, true, m.service, [][]byte{[]byte(answer)}))
+	p.conn.Send(encodeClientReply(m.version, m.env, true, m.service, [][]byte{[]byte(answer)}))
 }
 
 // enqueue makes r wait for a worker: at the back of its client's queue, or
@@ -652,7 +648,7 @@ func (s *Server) assign(w *worker, r *request) {
 	r.attempts++
 	s.inflight++
 	out := carve(&r.free, workerRequestLen(w.env, r.body))
-	s.sendRef(w.peer, appendWorkerRequest(out, w.version, w.env, r.addr, r.body), r)
+	w.peer.conn.SendRef(appendWorkerRequest(out, w.version, w.env, r.addr, r.body), r)
 	w.lastSent = s.now
 }
 
@@ -699,10 +695,7 @@ func (s *Server) workerCommand(p *peer, m *message) {
 			// worker if this one dies.
 			if !r.client.gone && r.version == V2 {
 				r.partials++
-				s.send(r.client, encodeClientReply(V2, r.env, false, r.service.name, m.body))
-				// What the transport holds counts (clientQueued): hand it
-				// over now.
-				s.flushPeer(r.client)
+				r.client.conn.Send(encodeClientReply(V2, r.env, false, r.service.name, m.body))
 				if !w.streamHeld && clientQueued(r) > s.opts.ClientQueueLimit {
 					// Backpressure for streams: stop reading the worker
 					// until the client catches up (see onTick).
@@ -724,7 +717,7 @@ func (s *Server) workerCommand(p *peer, m *message) {
 // worker and ignores its further worker commands.
 func (s *Server) reject(p *peer, m *message, reason string) {
 	s.log.Info("worker refused", "conn", p.conn.ID(), "reason", reason)
-	s.send(p, encodeWorkerCommand(m.version, m.env, kDisconnect, nil))
+	p.conn.Send(encodeWorkerCommand(m.version, m.env, kDisconnect, nil))
 	p.defunct = true
 }
 
@@ -735,7 +728,7 @@ func (s *Server) removeWorker(w *worker, reason string, disconnect bool) {
 	p.worker = nil
 	s.updatePause(p)
 	if disconnect {
-		s.send(p, encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
+		p.conn.Send(encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
 		p.defunct = true
 	}
 	svc.workers--
@@ -777,7 +770,7 @@ func (s *Server) reply(r *request, body [][]byte) {
 	p.pending--
 	s.updatePause(p)
 	out := carve(&r.free, clientReplyLen(r.env, body))
-	s.send(p, appendClientReply(out, r.version, r.env, true, r.service.name, body))
+	p.conn.Send(appendClientReply(out, r.version, r.env, true, r.service.name, body))
 }
 
 // fail ends a request that will get no reply from a worker: with a
@@ -793,7 +786,7 @@ func (s *Server) fail(r *request, code, reason string) {
 	p.pending--
 	s.updatePause(p)
 	if p.wantsFailures {
-		s.send(p, encodeFailure(r.version, r.env, code, r.service.name, reason))
+		p.conn.Send(encodeFailure(r.version, r.env, code, r.service.name, reason))
 	}
 }
 
@@ -816,11 +809,9 @@ func (s *Server) updatePause(p *peer) {
 func (s *Server) disconnect(p *peer, unsent []zmtp.Outgoing) {
 	p.gone = true
 	delete(s.peers, p.conn)
-	outbox := p.outbox // never handed to the connection: unsent too
-	p.outbox = nil
 	if w := p.worker; w != nil {
 		if r := w.current; r != nil {
-			for _, o := range append(unsent, outbox...) {
+			for _, o := range unsent {
 				if o.Ref == r { // never written: the worker never saw it
 					r.attempts--
 				}
@@ -876,7 +867,7 @@ func (s *Server) onTick() {
 			continue
 		}
 		if s.now.Sub(w.lastSent) >= s.opts.HeartbeatInterval {
-			s.send(w.peer, encodeWorkerCommand(w.version, w.env, kHeartbeat, nil))
+			w.peer.conn.Send(encodeWorkerCommand(w.version, w.env, kHeartbeat, nil))
 			w.lastSent = s.now
 		}
 	}
