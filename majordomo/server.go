@@ -187,9 +187,11 @@ type clientQueue struct {
 }
 
 type request struct {
-	id       uint64
-	addr     []byte // the client address frame given to workers: id, 8 bytes big-endian
-	addrBuf  [8]byte
+	id uint64
+	// addr is the client address frame given to workers: id, 8 bytes
+	// big-endian. (An array, not a slice: the struct stays within 512
+	// bytes, the allocator's cheaper size classes.)
+	addr     [8]byte
 	client   *peer
 	env      [][]byte
 	version  Version
@@ -552,8 +554,7 @@ func (s *Server) request(p *peer, m *message) {
 		r.env = append(carve(&r.free, len(m.env)), m.env...)
 	}
 	r.body = append(carve(&r.free, len(m.body)), m.body...)
-	binary.BigEndian.PutUint64(r.addrBuf[:], r.id)
-	r.addr = r.addrBuf[:]
+	binary.BigEndian.PutUint64(r.addr[:], r.id)
 	p.pending++
 	s.updatePause(p)
 	if svc.nidle > 0 {
@@ -648,7 +649,7 @@ func (s *Server) assign(w *worker, r *request) {
 	r.attempts++
 	s.inflight++
 	out := carve(&r.free, workerRequestLen(w.env, r.body))
-	w.peer.conn.SendRef(appendWorkerRequest(out, w.version, w.env, r.addr, r.body), r)
+	w.peer.conn.SendRef(appendWorkerRequest(out, w.version, w.env, r.addr[:], r.body), r)
 	w.lastSent = s.now
 }
 
@@ -685,7 +686,7 @@ func (s *Server) workerCommand(p *peer, m *message) {
 	case m.kind == kHeartbeat:
 	case m.kind == kReply || m.kind == kPartial:
 		r := w.current
-		if r == nil || !bytes.Equal(m.addr, r.addr) {
+		if r == nil || !bytes.Equal(m.addr, r.addr[:]) {
 			s.removeWorker(w, m.kind.String()+" for a request the worker does not hold", true)
 			return
 		}
