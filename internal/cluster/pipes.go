@@ -668,21 +668,20 @@ type reading struct {
 	ahead atomic.Int64
 }
 
-// take takes up to n tokens of room, waiting up to wait for the first;
-// it returns how many it took.
+// take takes up to n tokens of room, waiting up to wait for them: a
+// fetch is for a batch, not for each chunk as it leaves. It returns how
+// many it took.
 func (r *reading) take(n int, wait time.Duration) int {
-	select {
-	case <-r.room:
-	case <-r.stop:
-		return 0
-	case <-time.After(wait):
-		return 0
-	}
-	got := 1
-	for ; got < n; got++ {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	got := 0
+	for got < n {
 		select {
 		case <-r.room:
-		default:
+			got++
+		case <-r.stop:
+			return 0
+		case <-timer.C:
 			return got
 		}
 	}
