@@ -116,6 +116,7 @@ type Conn struct {
 	events chan<- *Batch
 	done   <-chan struct{} // closed when nobody consumes events any more
 	own    chan *Batch     // a dialed connection's events, read by Recv
+	sock   *Socket         // an accepted connection's socket, for Hold
 	recvB  *Batch          // the batch Recv is taking messages from
 	recvAt int             // the next event of recvB
 	// dialed marks our own side of a connection: it reads replies no
@@ -199,7 +200,7 @@ func (c *Conn) enqueue(o Outgoing) error {
 	c.queuedMsgs++
 	c.queuedBytes += o.size()
 	c.mu.Unlock()
-	if wake {
+	if wake && (c.sock == nil || !c.sock.hold(c)) {
 		signal(c.wakeWriter)
 	}
 	return nil

@@ -71,6 +71,53 @@ type Socket struct {
 	conns   map[*Conn]struct{}
 	pending map[net.Conn]struct{} // peers still in their handshake
 	closed  bool
+
+	holdMu  sync.Mutex
+	holding bool
+	held    []*Conn // connections whose writers wait for Flush, in order
+	spare   []*Conn // the owner's copy of held, reused
+}
+
+// Hold makes the writers of this socket's connections wait for Flush:
+// messages sent meanwhile are queued but wake no writer. An owner calls
+// it before handling a batch and Flush after, so that each connection
+// it replies to is woken once per batch, after all its replies are
+// queued, instead of at its first reply (when the writer may run at once
+// on another CPU and write that one alone). Only the owner may call Hold
+// and Flush, in pairs.
+func (s *Socket) Hold() {
+	s.holdMu.Lock()
+	s.holding = true
+	s.holdMu.Unlock()
+}
+
+// Flush wakes the writers held since Hold. They are woken in reverse
+// order, because Go's scheduler runs the goroutine readied last first:
+// the connection sent to first is written first (in zpipes, a chunk's
+// reader before its writer's OK).
+func (s *Socket) Flush() {
+	s.holdMu.Lock()
+	held := s.held
+	s.held, s.spare = s.spare[:0], nil
+	s.holding = false
+	s.holdMu.Unlock()
+	for i := len(held) - 1; i >= 0; i-- {
+		signal(held[i].wakeWriter)
+	}
+	clear(held)
+	s.spare = held[:0]
+}
+
+// hold reports whether c's writer is to be woken by Flush, and if so
+// notes it.
+func (s *Socket) hold(c *Conn) bool {
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
+	if !s.holding {
+		return false
+	}
+	s.held = append(s.held, c)
+	return true
 }
 
 // Listen binds endpoint ("ipc://@name", "ipc:///path", "tcp://host:port")
@@ -188,6 +235,7 @@ func (s *Socket) serve(id uint64, nc net.Conn, peer Peer) {
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	c.admitted, started = true, true
+	c.sock = s
 	// Debug, not Info: a broker serving many short connections would
 	// flood its log; refusals, the lines that matter, are Warn/Info.
 	s.opts.Logger.Debug("peer connected", withClientKey(c.peerKey, "endpoint", s.endpoint, "conn", c.id, "peer", peer, "socket_type", hs.peerType)...)

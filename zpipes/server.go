@@ -344,6 +344,9 @@ func (s *Server) run() {
 			s.closeStore()
 			return
 		}
+		// Replies wake each connection's writer once, after the batch
+		// (zmtp.Socket.Hold).
+		s.sock.Hold()
 		for _, ev := range batch.Events {
 			s.dispatch(ev)
 		}
@@ -356,6 +359,7 @@ func (s *Server) run() {
 			s.afterEvent()
 		default:
 		}
+		s.sock.Flush()
 	}
 }
 

@@ -71,12 +71,14 @@ func (r *Relay) Close() {
 func (r *Relay) run() {
 	defer close(r.stopped)
 	for batch := range r.sock.Events() {
+		r.sock.Hold() // as zpipes does: one wake-up per writer and batch
 		for _, ev := range batch.Events {
 			if ev.Type == zmtp.Message {
 				r.handle(ev.Conn, ev.Frames)
 			}
 		}
 		batch.Release()
+		r.sock.Flush()
 	}
 }
 
@@ -103,8 +105,9 @@ func (r *Relay) handle(c *zmtp.Conn, frames [][]byte) {
 			reply(c, env, badCmd)
 			return
 		}
-		reply(c, env, okReply)
+		// The chunk first, as zpipes does: its reader is woken first.
 		r.pipeOf(frames[1]).put(frames[2:3])
+		reply(c, env, okReply)
 	case "READ":
 		p := r.pipeOf(frames[1])
 		if p.chunks.Len() == 0 {
