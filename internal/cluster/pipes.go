@@ -81,9 +81,10 @@ type PipeStore struct {
 	dups uint64 // chunks delivered more than once (redeliveries)
 	// leaving holds the spells stopping, until they handed back their
 	// chunks.
-	leaving map[*reading]bool
-	ticks   *time.Ticker
-	leases  *leases
+	leaving   map[*reading]bool
+	ticks     *time.Ticker
+	leases    *leases
+	elections elections
 }
 
 type appendAck struct {
@@ -151,6 +152,13 @@ func NewPipeStore(js jetstream.JetStream, cfg PipeConfig) *PipeStore {
 		leaving: map[*reading]bool{},
 	}
 	s.pipeLimit.Store(cfg.PipeLimit)
+	var nc *nats.Conn
+	if js != nil {
+		nc = js.Conn()
+	}
+	if err := s.elections.watch(nc); err != nil {
+		s.log.Warn("no leader advisories: a publish to a stream's old leader is retried after its timeout", "err", err)
+	}
 	s.wg.Go(func() {
 		for {
 			select {
@@ -326,6 +334,7 @@ func (s *PipeStore) Redelivered() uint64 { return s.dups }
 // Close implements zpipes.Store. Chunks stay in their streams.
 func (s *PipeStore) Close() (zpipes.Kept, error) {
 	s.ticks.Stop()
+	s.elections.close()
 	for _, q := range s.queues {
 		if q.reader != nil {
 			q.endSpell()
@@ -471,13 +480,15 @@ func (q *pipeQueue) publish(chunk []byte) bool {
 	msg.Header.Set(jetstream.MsgIDHeader, q.s.leases.holder+"-"+strconv.FormatUint(q.published, 36))
 	var fullSince time.Time
 	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout(len(chunk)))
+		ctx, cancel := context.WithTimeout(q.s.elections.context(q.stream), publishTimeout(len(chunk)))
 		_, err := q.s.js.PublishMsg(ctx, msg)
 		cancel()
 		if err == nil {
 			return true
 		}
 		switch {
+		case errors.Is(err, context.Canceled):
+			continue // the stream elected a leader: send it again there
 		case isFull(err):
 			if fullSince.IsZero() {
 				q.s.log.Debug("pipe full in JetStream; WRITE held", "pipe", q.name)
@@ -952,5 +963,6 @@ func (q *pipeQueue) Release() {
 	if q.s.queues[q.name] == q {
 		delete(q.s.queues, q.name)
 	}
+	q.s.elections.forget(q.stream)
 	q.s.wg.Go(func() { q.s.reclaim(q.name, q.stream, spell) })
 }

@@ -81,6 +81,9 @@ func unhex(c byte) byte {
 // PipeSubject is the subject a pipe's chunks are published on.
 func PipeSubject(pipe []byte) string { return "zpipes." + Encode(pipe) }
 
+// PipeStreamPrefix begins the name of every pipe's stream.
+const PipeStreamPrefix = "ZPIPE_"
+
 // PipeStream is the name of a pipe's stream. Stream names become file
 // names, so a 255-byte pipe name cannot be spelled out in one; the stream
 // is named by a hash instead, and its one subject (PipeSubject) carries
@@ -88,5 +91,5 @@ func PipeSubject(pipe []byte) string { return "zpipes." + Encode(pipe) }
 // and is refused by the caller.
 func PipeStream(pipe []byte) string {
 	h := sha256.Sum256(pipe)
-	return "ZPIPE_" + hex.EncodeToString(h[:16])
+	return PipeStreamPrefix + hex.EncodeToString(h[:16])
 }
