@@ -20,10 +20,12 @@ import (
 const (
 	fenceBytes = 1
 	fenceGrace = 500 * time.Millisecond
-	// fenceStale: a writer refused for this long by a fenced stream
-	// lifts the fence, whose reclaimer died before taking it down.
-	fenceStale = 10 * time.Second
 )
+
+// fenceStale: a writer refused for this long by a fenced stream lifts the
+// fence, whose reclaimer died before taking it down. (A variable for
+// tests.)
+var fenceStale = 10 * time.Second
 
 // reclaim deletes the stream of a pipe released here if it is empty and
 // unread, after the channel after (the end of this host's last reading

@@ -73,3 +73,37 @@ func TestPipeStreamReclaimed(t *testing.T) {
 	}
 	t.Logf("B deleted the stream %d times in %d attempts", b.store.reclaimed.Load(), b.store.reclaims.Load())
 }
+
+// A fence whose reclaimer died (the stream left at MaxBytes 1) is lifted
+// by the writer it holds back.
+func TestPipeStaleFenceLifted(t *testing.T) {
+	old := fenceStale
+	t.Cleanup(func() { fenceStale = old }) // last: after the host stopped
+	fenceStale = time.Second
+	c := natstest.Start(t, 1)
+	js := c.Nodes[0].JS
+	h := startPipeHost(t, c.Nodes[0], 1<<20)
+	const pipe = "fenced"
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testTimeout)
+	defer cancel()
+	w := dial(t, h, pipe)
+	if err := w.Write(ctx, pipe, chunk(0)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, jsname.PipeStream([]byte(pipe)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.MaxBytes = fenceBytes
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(ctx, pipe, chunk(1)); err != nil {
+		t.Fatalf("write to a stale fenced stream: %v", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.Config.MaxBytes != 1<<20 || info.State.Msgs != 2 {
+		t.Fatalf("stream after the fence was lifted: %+v %+v %v", info.Config.MaxBytes, info.State, err)
+	}
+}
