@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +65,11 @@ func (l *leases) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 			Storage:  jetstream.FileStorage,
 			Replicas: l.replicas,
 		})
+		if err != nil && strings.Contains(err.Error(), "can not change storage type") {
+			// Made in memory by an earlier zbroker: use it as it is.
+			l.log.Warn("the reader lease bucket is in memory; delete it (nats kv del "+LeaseBucket+") so that it is made on file: a memory replica restarts empty", "err", err)
+			kv, err = l.js.KeyValue(ctx, LeaseBucket)
+		}
 		l.kv = kv
 		return err
 	})
