@@ -78,7 +78,7 @@ func TestPipeAcrossHosts(t *testing.T) {
 	a, b, cc := startPipeHost(t, c.Nodes[0], limit), startPipeHost(t, c.Nodes[1], limit), startPipeHost(t, c.Nodes[2], limit)
 	pipe := "jobs.* >\x00é"
 	w := dial(t, a, pipe)
-	const n = 3000
+	const n = 1500
 	ctx, cancel := context.WithTimeout(context.Background(), 2*testTimeout)
 	defer cancel()
 	writeErr := make(chan error, 1)
@@ -106,7 +106,7 @@ func TestPipeAcrossHosts(t *testing.T) {
 			}
 		}
 	}
-	read(r, 0, 1000)
+	read(r, 0, 700)
 	// A second reader, on another host, is refused as on one host.
 	second := dial(t, b, pipe)
 	if _, err := second.Read(ctx, pipe); err == nil || !strings.Contains(err.Error(), "already has a reader") {
@@ -117,7 +117,7 @@ func TestPipeAcrossHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	r2 := dial(t, b, pipe)
-	read(r2, 1000, n)
+	read(r2, 700, n)
 	if err := <-writeErr; err != nil {
 		t.Fatal(err)
 	}
