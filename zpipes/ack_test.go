@@ -411,3 +411,29 @@ func TestAckEarlyInHeldReplyThenDeath(t *testing.T) {
 	r.nc.Close()
 	waitStats(t, srv, func(s Stats) bool { return s.Clients == 1 && s.Pipes == 0 && s.QueuedBytes == 0 })
 }
+
+// A connection that read p as a plain reader, CLOSEd it with the reply
+// still unsent, read it again with ACK and died: both chunks go back,
+// the one taken first ahead.
+func TestAckGiveBackAfterPlainSpellInOrder(t *testing.T) {
+	srv := startServer(t, Options{})
+	w := writeAll(t, srv, "a", "b", "c")
+	expect(t, "CLOSE", w.do("CLOSE", "p"), "OK")
+	r := dialRaw(t, srv)
+	r.send("OPEN", "x")
+	r.send("OPEN", "p")
+	r.send("READ", "x") // waits: x is empty, and holds back the replies below
+	r.send("READ", "p") // a, plain
+	r.send("CLOSE", "p")
+	r.send("OPEN", "p", "ACK")
+	r.send("READ", "p") // b, unacknowledged
+	waitStats(t, srv, func(s Stats) bool { return s.Unacked == 1 && s.Chunks == 1 })
+	r.nc.Close()
+	waitStats(t, srv, func(s Stats) bool { return s.Clients == 1 && s.Chunks == 3 })
+	checkAccounting(t, srv)
+	r2 := dialPeer(t, srv)
+	expect(t, "OPEN", r2.do("OPEN", "p"), "OK")
+	for _, want := range []string{"a", "b", "c"} {
+		expect(t, "READ", r2.do("READ", "p"), want)
+	}
+}

@@ -845,6 +845,15 @@ func (s *Server) disconnect(c *client) {
 		}
 	}
 	c.slots = nil
+	// Chunks c holds as an acknowledging reader were taken after those
+	// it took as a plain reader of the same pipe before CLOSEing it
+	// (the modes do not overlap): as each giving back goes to the head,
+	// they go back first.
+	for _, p := range c.open {
+		if p.reader == c && p.ack != nil {
+			s.ackLeave(p, false)
+		}
+	}
 	for p, chunks := range back {
 		s.giveBack(p, chunks)
 	}
