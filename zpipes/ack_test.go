@@ -437,3 +437,148 @@ func TestAckGiveBackAfterPlainSpellInOrder(t *testing.T) {
 		expect(t, "READ", r2.do("READ", "p"), want)
 	}
 }
+
+// Random reader sessions like TestAckRandomSessions, but with replies
+// held unsent (behind a READ waiting on an empty pipe), so chunks are
+// acknowledged before they are written, a pipe is CLOSEd and opened
+// again in either mode with its replies still unsent, and connections
+// die holding them. The pipe must end up holding exactly what the model
+// says: everything not acknowledged and not delivered, each chunk taken
+// earlier ahead of one taken later.
+func TestAckRandomHeldReplies(t *testing.T) {
+	const bound = 8
+	for seed := range uint64(6) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 1515))
+			srv := startServer(t, Options{MaxUnacked: bound})
+			var model []string // the pipe's chunks, head first
+			for i := range 600 {
+				model = append(model, fmt.Sprintf("c%03d", i))
+			}
+			w := writeAll(t, srv, model...)
+			expect(t, "CLOSE", w.do("CLOSE", "p"), "OK")
+			unblocker := dialPeer(t, srv)
+			expect(t, "OPEN", unblocker.do("OPEN", "x"), "OK")
+			clients := 2
+			for session := 0; len(model) > 60; session++ { // a session reads at most 48
+				r := dialPeer(t, srv)
+				clients++
+				expect(t, "OPEN", r.do("OPEN", "x"), "OK")
+				acking := rng.IntN(2) == 0
+				if acking {
+					expect(t, "OPEN ACK", r.do("OPEN", "p", "ACK"), "OK")
+				} else {
+					expect(t, "OPEN", r.do("OPEN", "p"), "OK")
+				}
+				var (
+					pending []string // replies owed, in order
+					held    []string // unacknowledged, in delivery order
+					unsent  []string // plain chunks whose replies are held back
+					waiting []int    // READs waiting at the bound: their places in pending
+					trace   []string
+					blocked bool
+				)
+				// take is a READ that takes the next chunk, its reply at
+				// pending[at].
+				take := func(at int) {
+					pending[at] = model[0]
+					if acking {
+						held = append(held, model[0])
+					} else if blocked {
+						unsent = append(unsent, model[0])
+					}
+					model = model[1:]
+				}
+				// drain receives the replies owed up to the first READ
+				// waiting at the bound.
+				drain := func() {
+					n := len(pending)
+					if len(waiting) > 0 {
+						n = waiting[0]
+					}
+					for _, want := range pending[:n] {
+						expect(t, fmt.Sprintf("session %d reply", session), r.recv(), want)
+					}
+					pending = pending[n:]
+					for i := range waiting {
+						waiting[i] -= n
+					}
+				}
+				for step := 0; step < 12; step++ {
+					op := rng.IntN(6)
+					trace = append(trace, fmt.Sprintf("op%d acking=%v blocked=%v held=%v waiting=%d unsent=%v", op, acking, blocked, held, len(waiting), unsent))
+					switch {
+					case op == 0 && !blocked && len(waiting) == 0: // else X could be held behind them
+						drain() // all written before the block
+						r.send("READ", "x")
+						pending = append(pending, "X")
+						blocked = true
+					case op == 1 && blocked:
+						expect(t, "WRITE x", unblocker.do("WRITE", "x", "X"), "OK")
+						blocked = false
+						unsent = nil
+						drain()
+					case op == 2 && acking && len(held) > 0:
+						n := 1 + rng.IntN(len(held))
+						r.send("ACK", "p", fmt.Sprint(n))
+						pending = append(pending, "OK")
+						held = held[n:]
+						for len(waiting) > 0 && len(held) < bound {
+							take(waiting[0])
+							waiting = waiting[1:]
+						}
+					case op == 3:
+						// CLOSE, then open again in either mode.
+						r.send("CLOSE", "p")
+						for _, at := range waiting {
+							pending[at] = "ERROR|pipe closed while READ was waiting"
+						}
+						waiting = nil
+						pending = append(pending, "OK")
+						model = append(held, model...)
+						held = nil
+						acking = rng.IntN(2) == 0
+						if acking {
+							r.send("OPEN", "p", "ACK")
+						} else {
+							r.send("OPEN", "p")
+						}
+						pending = append(pending, "OK")
+					default:
+						// An acknowledging reader's READs past the bound
+						// wait, in order, until an ACK or CLOSE.
+						for range 1 + rng.IntN(4) {
+							r.send("READ", "p")
+							pending = append(pending, "")
+							if acking && (len(waiting) > 0 || len(held) >= bound) {
+								waiting = append(waiting, len(pending)-1)
+							} else {
+								take(len(pending) - 1)
+							}
+						}
+					}
+				}
+				if !blocked {
+					drain()
+				}
+				r.c.Close()
+				clients--
+				model = append(append(unsent, held...), model...)
+				waitStats(t, srv, func(s Stats) bool { return s.Clients == clients && s.Unacked == 0 })
+				if st := srv.Stats(); st.Chunks != len(model) {
+					t.Log(strings.Join(trace, "\n"))
+					t.Fatalf("session %d: %+v, want %d queued", session, st, len(model))
+				}
+				checkAccounting(t, srv)
+			}
+			r := dialPeer(t, srv)
+			expect(t, "OPEN", r.do("OPEN", "p"), "OK")
+			for _, want := range model {
+				expect(t, "READ", r.do("READ", "p"), want)
+			}
+			expect(t, "CLOSE", r.do("CLOSE", "p"), "OK")
+			expect(t, "CLOSE", unblocker.do("CLOSE", "x"), "OK")
+			waitStats(t, srv, func(s Stats) bool { return s.Pipes == 0 && s.QueuedBytes == 0 && s.Chunks == 0 })
+		})
+	}
+}
