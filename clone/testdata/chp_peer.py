@@ -18,8 +18,9 @@ modes:
                            back; print a JSON line per sync; exit after the
                            second sync that contains the key "/new"
   serve                    a minimal libzmq CHP server (for the Go client)
-  populate N TTLKEY TTL    set /p/0../p/N-1 and TTLKEY (ttl=TTL), wait until a
-                           snapshot has them all, print it as JSON
+  populate N TTLKEY TTL    set /p/0../p/N-1 and TTLKEY (ttl=TTL), wait until
+                           TTLKEY's update is published and a snapshot has
+                           them all, print it as JSON
   watch KEY TIMEOUT        subscribe, snapshot, print it as JSON, then print
                            live updates until KEY is deleted or TIMEOUT
   garbage                  send malformed messages to collector and snapshot,
@@ -261,11 +262,22 @@ def mode_serve(snap_ep, pub_ep, coll_ep):
 
 def mode_populate(snap_ep, pub_ep, coll_ep, n, ttl_key, ttl):
     n = int(n)
+    # Updates are published only once stored, in order: once TTLKEY's
+    # comes back, every set before it is in the log too. A snapshot alone
+    # may show changes not yet stored (docs/durability.md).
+    sub = subscriber(pub_ep, ttl_key)
+    if not sub.poll(5000):
+        raise SystemExit("no message on the subscriber")
     c = collector(coll_ep)
     for i in range(n):
         c.send_multipart(kvmsg(b"/p/%d" % i, 0, os.urandom(16), b"", str(i).encode()))
     c.send_multipart(kvmsg(ttl_key.encode(), 0, os.urandom(16), ("ttl=%s\n" % ttl).encode(), b"eph"))
     deadline = time.time() + 10
+    while time.time() < deadline:
+        if sub.poll(100) and parse(sub.recv_multipart())[0] == ttl_key:
+            break
+    else:
+        raise SystemExit("%s was never published" % ttl_key)
     while True:
         kv, seq = snapshot(snap_ep, "")
         if len(kv) == n + 1 or time.time() > deadline:
