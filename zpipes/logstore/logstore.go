@@ -9,11 +9,14 @@
 // consumed); their layout is specified in docs/durability.md. A writer is one connection's writing into one pipe, numbered uniquely
 // within the directory; seq numbers its chunks from 1. A mark says that
 // the writer's chunks up to "consumed" reached the reader's socket, and
-// those up to "taken" were sent to it. Chunks of one writer are consumed
-// in their order, so one watermark per writer is the whole consumption
-// state; the latest mark wins. At start, the chunks above their writer's
-// consumed mark are queued again, each writer's in order, writers round
-// robin; those at or below "taken" were out to a reader at the crash and
+// those up to "taken" were sent to it. One watermark per writer is the
+// whole consumption state; the latest mark wins. Chunks of one writer are
+// mostly consumed in their order; one consumed ahead of an earlier one
+// (readers' spells overlap: one CLOSEd with a chunk still on its way)
+// does not move the mark until the earlier one is consumed too, so a crash
+// may deliver it again but never loses the earlier. At start, the chunks
+// above their writer's consumed mark are queued again, each writer's in
+// order, writers round robin; those at or below "taken" were out to a reader at the crash and
 // are delivered again (at least once), which is logged. An acknowledging
 // reader's chunks are consumed when it acknowledges them, so a crash
 // queues every chunk it held unacknowledged again.
@@ -145,9 +148,14 @@ type writer struct {
 	inRing bool
 	// Marks: current values, and where the latest mark record is.
 	taken, consumed uint64
-	isDirty         bool
-	hasMark         bool
-	markSeg         uint64
+	// ahead holds chunks consumed above consumed+1: the server may
+	// consume a later chunk before an earlier one that is still out or
+	// was given back (two readers' spells overlap), and the mark must
+	// not pass the earlier one. nil while consumption is in order.
+	ahead   map[uint64]struct{}
+	isDirty bool
+	hasMark bool
+	markSeg uint64
 	// Segments holding its chunk records, first to last.
 	hasChunks         bool
 	firstSeg, lastSeg uint64
@@ -294,6 +302,19 @@ func (s *Store) rebuild(damaged bool) {
 				lost := int(e.seq - expect)
 				s.stats.Lost += lost
 				s.log.Error("chunks lost to damage in the log", "pipe", w.name, "writer", w.id, "chunks", lost, "after_seq", expect-1)
+			}
+			// Chunks missing between those kept (lost to damage, or
+			// consumed out of order in segments since deleted) are
+			// no longer anyone's: the mark may pass them.
+			for seq := expect; seq < e.seq; seq++ {
+				if seq == w.consumed+1 {
+					w.consumed = seq
+				} else {
+					if w.ahead == nil {
+						w.ahead = map[uint64]struct{}{}
+					}
+					w.ahead[seq] = struct{}{}
+				}
 			}
 			expect = e.seq + 1
 			if e.seq <= w.taken {
@@ -584,10 +605,23 @@ func (q *queue) Consumed(cs []zpipes.Chunk) {
 // consume counts a chunk consumed; its mark is written by flushMarks.
 func (s *Store) consume(e *entry) {
 	w := e.w
-	if e.seq > w.consumed {
+	switch {
+	case e.seq == w.consumed+1:
 		w.consumed = e.seq
-		w.taken = max(w.taken, e.seq)
+		for len(w.ahead) > 0 {
+			if _, ok := w.ahead[w.consumed+1]; !ok {
+				break
+			}
+			delete(w.ahead, w.consumed+1)
+			w.consumed++
+		}
+		w.taken = max(w.taken, w.consumed)
 		s.markDirty(w)
+	case e.seq > w.consumed:
+		if w.ahead == nil {
+			w.ahead = map[uint64]struct{}{}
+		}
+		w.ahead[e.seq] = struct{}{}
 	}
 	seg := e.pos.Seg()
 	s.segLive[seg]--
