@@ -582,3 +582,41 @@ func TestAckRandomHeldReplies(t *testing.T) {
 		})
 	}
 }
+
+// Commands of a connection whose socket is already gone (read before it
+// went, handled after): a chunk taken for its READ is never sent, and if
+// the connection acknowledges it and CLOSEs the pipe, it must still be
+// settled: consumed, and the pipe released, not kept forever.
+func TestAckEarlyUnsentThenCloseOnLostConnection(t *testing.T) {
+	srv := startServer(t, Options{})
+	w := writeAll(t, srv, "a", "b")
+	expect(t, "CLOSE", w.do("CLOSE", "p"), "OK")
+	r := dialPeer(t, srv)
+	expect(t, "OPEN ACK", r.do("OPEN", "p", "ACK"), "OK")
+	owner.Do(srv.calls, srv.stopped, func() {
+		var c *client
+		for _, cl := range srv.clients {
+			if cl.open["p"] != nil {
+				c = cl
+			}
+		}
+		// End the connection's socket, as a peer's death does, while
+		// the owner has yet to handle what it read before.
+		c.conn.Close()
+		for c.conn.Send(okReply) == nil {
+			c.sent++
+			time.Sleep(time.Millisecond)
+		}
+		for _, cmd := range [][]string{{"READ", "p"}, {"ACK", "p", "1"}, {"CLOSE", "p"}} {
+			srv.handle(c, frames(cmd...))
+			srv.afterEvent()
+		}
+	})
+	waitStats(t, srv, func(s Stats) bool { return s.Clients == 1 && s.Chunks == 1 })
+	checkAccounting(t, srv)
+	r2 := dialPeer(t, srv)
+	expect(t, "OPEN", r2.do("OPEN", "p"), "OK")
+	expect(t, "READ", r2.do("READ", "p"), "b")
+	expect(t, "CLOSE", r2.do("CLOSE", "p"), "OK")
+	waitStats(t, srv, func(s Stats) bool { return s.Pipes == 0 && s.QueuedBytes == 0 })
+}

@@ -154,6 +154,9 @@ type client struct {
 	held   int64 // bytes (+64 each) of this client's WRITEs held back
 	paused bool
 	gone   bool
+	// lost: a Send failed; the socket is gone and its Disconnected
+	// event on its way, but commands read before may still come.
+	lost bool
 	// capLogged: a refusal over MaxPipesPerConnection was logged.
 	capLogged bool
 	// sent counts messages accepted by the connection's Send; out lists
@@ -393,7 +396,7 @@ func (s *Server) complete(d Done) {
 			waiting := p.waiting
 			p.reader, p.waiting = nil, nil
 			if p.ack != nil {
-				s.ackLeave(p, true)
+				s.ackLeave(p, !c.lost)
 			}
 			for _, sl := range waiting {
 				s.fill(c, sl, [][]byte{errFrame, []byte(r.Reason)}, delivery{}, 0)
@@ -714,6 +717,7 @@ func (s *Server) send(c *client, env, reply [][]byte, from delivery, id uint64) 
 	if err := c.conn.Send(frames); err != nil {
 		// The reader is gone and its Disconnected event is on its way:
 		// the chunk was never handed over, so it goes back.
+		c.lost = true
 		switch {
 		case from.ack != nil:
 			s.ackUnsent(from)
@@ -776,7 +780,9 @@ func (s *Server) closePipe(c *client, p *pipe, answer bool) {
 		if p.ack != nil {
 			// Before the store hears the reader left: a replicated
 			// store hands back what it holds, these chunks included.
-			s.ackLeave(p, answer)
+			// A lost connection writes nothing more: what it holds is
+			// settled now, as on disconnect.
+			s.ackLeave(p, answer && !c.lost)
 		}
 		if rt, ok := p.q.(ReaderTracker); ok {
 			rt.ReaderLeft()
