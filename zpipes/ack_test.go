@@ -594,19 +594,7 @@ func TestAckEarlyUnsentThenCloseOnLostConnection(t *testing.T) {
 	r := dialPeer(t, srv)
 	expect(t, "OPEN ACK", r.do("OPEN", "p", "ACK"), "OK")
 	owner.Do(srv.calls, srv.stopped, func() {
-		var c *client
-		for _, cl := range srv.clients {
-			if cl.open["p"] != nil {
-				c = cl
-			}
-		}
-		// End the connection's socket, as a peer's death does, while
-		// the owner has yet to handle what it read before.
-		c.conn.Close()
-		for c.conn.Send(okReply) == nil {
-			c.sent++
-			time.Sleep(time.Millisecond)
-		}
+		c := loseConnection(srv, "p")
 		for _, cmd := range [][]string{{"READ", "p"}, {"ACK", "p", "1"}, {"CLOSE", "p"}} {
 			srv.handle(c, frames(cmd...))
 			srv.afterEvent()
@@ -619,4 +607,66 @@ func TestAckEarlyUnsentThenCloseOnLostConnection(t *testing.T) {
 	expect(t, "READ", r2.do("READ", "p"), "b")
 	expect(t, "CLOSE", r2.do("CLOSE", "p"), "OK")
 	waitStats(t, srv, func(s Stats) bool { return s.Pipes == 0 && s.QueuedBytes == 0 })
+}
+
+// loseConnection ends the socket of the one connection that has pipe
+// open, as a peer's death does, and waits until Send fails on it: the
+// owner (the caller) has yet to handle the commands read before.
+func loseConnection(srv *Server, pipe string) *client {
+	var c *client
+	for _, cl := range srv.clients {
+		if cl.open[pipe] != nil {
+			c = cl
+		}
+	}
+	c.conn.Close()
+	for c.conn.Send(okReply) == nil {
+		c.sent++
+		time.Sleep(time.Millisecond)
+	}
+	return c
+}
+
+// Replies a reader's socket can no longer take (it is gone, its
+// Disconnected event on its way) give their chunks back in the order
+// they were taken.
+func TestUnsendableRepliesGoBackInOrder(t *testing.T) {
+	for _, mode := range []string{"plain", "ACK"} {
+		t.Run(mode, func(t *testing.T) {
+			srv := startServer(t, Options{})
+			w := writeAll(t, srv, "a", "b", "c", "d")
+			expect(t, "CLOSE", w.do("CLOSE", "p"), "OK")
+			expect(t, "OPEN x", w.do("OPEN", "x"), "OK")
+			r := dialRaw(t, srv)
+			r.send("OPEN", "x")
+			if mode == "ACK" {
+				r.send("OPEN", "p", "ACK")
+			} else {
+				r.send("OPEN", "p")
+			}
+			r.send("READ", "x") // waits: x is empty, and holds back the replies below
+			r.send("READ", "p") // a
+			r.send("READ", "p") // b
+			r.send("READ", "p") // c
+			waitStats(t, srv, func(s Stats) bool { return s.Chunks == 1 })
+			owner.Do(srv.calls, srv.stopped, func() {
+				loseConnection(srv, "p")
+				var wc *client
+				for _, cl := range srv.clients {
+					if cl.open["p"] == nil {
+						wc = cl
+					}
+				}
+				srv.handle(wc, frames("WRITE", "x", "X")) // the held replies are sent now, and fail
+				srv.afterEvent()
+			})
+			waitStats(t, srv, func(s Stats) bool { return s.Clients == 1 && s.Chunks == 5 })
+			checkAccounting(t, srv)
+			r2 := dialPeer(t, srv)
+			expect(t, "OPEN", r2.do("OPEN", "p"), "OK")
+			for _, want := range []string{"a", "b", "c", "d"} {
+				expect(t, "READ", r2.do("READ", "p"), want)
+			}
+		})
+	}
 }

@@ -714,21 +714,18 @@ func (s *Server) send(c *client, env, reply [][]byte, from delivery, id uint64) 
 	if len(env) > 0 {
 		frames = append(env[:len(env):len(env)], reply...)
 	}
+	seq := c.sent + 1
 	if err := c.conn.Send(frames); err != nil {
 		// The reader is gone and its Disconnected event is on its way:
-		// the chunk was never handed over, so it goes back.
+		// the chunk was never handed over. It stays out, never to be
+		// written (written counts stay below seq), and goes back with
+		// the others on disconnect, in the order they were taken.
 		c.lost = true
-		switch {
-		case from.ack != nil:
-			s.ackUnsent(from)
-		case from.p != nil:
-			s.giveBack(from.p, []Chunk{{Data: reply[0], ID: id}})
-		}
-		return
+	} else {
+		c.sent = seq
 	}
-	c.sent++
 	if from.p != nil {
-		c.out.PushBack(sentChunk{seq: c.sent, chunk: Chunk{Data: reply[0], ID: id}, delivery: from})
+		c.out.PushBack(sentChunk{seq: seq, chunk: Chunk{Data: reply[0], ID: id}, delivery: from})
 		s.unconfirmed[c] = struct{}{}
 	}
 }
