@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strconv"
@@ -11,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zbroker/zbroker/zmtp"
 )
 
 // TestMain lets a test run this binary as the zpipe command, to kill it.
@@ -140,4 +145,73 @@ func TestReadKilledLosesNothing(t *testing.T) {
 		t.Fatalf("next read ended at line %d, want %d", last, total-1)
 	}
 	t.Logf("killed zpipe printed %d lines; the next read got %d again", got, got-first)
+}
+
+// oldBroker serves the original zpipes protocol without the extension,
+// as a broker of before issue 15 did: OPEN with a third frame, and ACK,
+// get ERROR. Its READs get chunks, then the end-of-stream chunk. It
+// returns the endpoint and the commands it got, once the socket closes.
+func oldBroker(t *testing.T, chunks ...string) (endpoint string, commands func() []string) {
+	t.Helper()
+	ep := fmt.Sprintf("ipc://@/zpipe-test-old-%d-%x", os.Getpid(), rand.Uint64())
+	sock, err := zmtp.Listen(ep, zmtp.Options{SocketType: "ROUTER", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []string)
+	go func() {
+		var got []string
+		for batch := range sock.Events() {
+			for _, ev := range batch.Events {
+				if ev.Type != zmtp.Message {
+					continue
+				}
+				f := ev.Frames
+				cmd := string(f[0])
+				if len(f) > 2 {
+					cmd += " " + string(f[2])
+				}
+				got = append(got, cmd)
+				reply := [][]byte{[]byte("OK")}
+				switch {
+				case string(f[0]) == "OPEN" && len(f) != 2:
+					reply = [][]byte{[]byte("ERROR"), fmt.Appendf(nil, "OPEN takes 2 frames, got %d", len(f))}
+				case string(f[0]) == "READ" && len(chunks) > 0:
+					reply, chunks = [][]byte{[]byte(chunks[0])}, chunks[1:]
+				case string(f[0]) == "READ":
+					reply = [][]byte{{}}
+				case string(f[0]) != "OPEN" && string(f[0]) != "CLOSE":
+					reply = [][]byte{[]byte("ERROR"), []byte("unknown command")}
+				}
+				ev.Conn.Send(reply)
+			}
+			batch.Release()
+		}
+		done <- got
+	}()
+	var got []string
+	closed := false
+	return ep, func() []string {
+		if !closed {
+			closed = true
+			sock.Close()
+			got = <-done
+		}
+		return got
+	}
+}
+
+// Against a broker without acknowledging readers, read falls back to a
+// plain OPEN and sends no ACK.
+func TestReadFallsBackWithoutAckExtension(t *testing.T) {
+	ep, commands := oldBroker(t, "one", "two")
+	t.Cleanup(func() { commands() })
+	out := mustRun(t, nil, "--endpoint", ep, "read", "--lines", "p")
+	if out != "one\ntwo\n" {
+		t.Fatalf("read from the old broker: %q", out)
+	}
+	want := "OPEN ACK|OPEN|READ|READ|READ|CLOSE"
+	if got := strings.Join(commands(), "|"); got != want {
+		t.Fatalf("commands sent: %s, want %s", got, want)
+	}
 }
