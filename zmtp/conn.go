@@ -724,7 +724,10 @@ func pingData(ttl time.Duration) []byte {
 type batchWriter struct {
 	scratch []byte
 	bufs    net.Buffers
-	ends    []int64
+	// out is what WriteTo consumes: a field, as a local Buffers would
+	// escape through the io.Writer and cost an allocation per write.
+	out  net.Buffers
+	ends []int64
 }
 
 const copyLimit = 4096
@@ -762,8 +765,9 @@ func (w *batchWriter) write(nc net.Conn, batch []Outgoing, sealer *curveSealer) 
 	if segStart < len(w.scratch) {
 		w.bufs = append(w.bufs, w.scratch[segStart:])
 	}
-	bufs := w.bufs
-	written, err := bufs.WriteTo(nc)
+	w.out = w.bufs
+	written, err := w.out.WriteTo(nc)
+	w.out = nil
 	clear(w.bufs)
 	if err == nil {
 		return len(batch), nil
