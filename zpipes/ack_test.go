@@ -670,3 +670,34 @@ func TestUnsendableRepliesGoBackInOrder(t *testing.T) {
 		})
 	}
 }
+
+// A connection that reads a pipe with ACK and writes to it too (a job
+// put back for later): its WRITEs are not held back for room its own
+// unacknowledged chunks take, or once they hold enough back the broker
+// stops reading its commands, the ACK that would make room among them.
+func TestAckReaderWritesSamePipe(t *testing.T) {
+	const mib = 1 << 20
+	srv := startServer(t, Options{PipeLimit: 2 * mib})
+	big := func(c byte) string { return strings.Repeat(string(c), mib) }
+	r := ackReader(t, srv)
+	expect(t, "WRITE a", r.do("WRITE", "p", big('a')), "OK")
+	expect(t, "WRITE b", r.do("WRITE", "p", big('b')), "OK")
+	if r.do("READ", "p") != big('a') || r.do("READ", "p") != big('b') {
+		t.Fatal("READs did not get a and b")
+	}
+	r.send("WRITE", "p", big('c')) // put back
+	r.send("WRITE", "p", big('d'))
+	// Both queued, or d held back and the connection's commands no
+	// longer read (but what its reader had in hand: the next command).
+	waitStats(t, srv, func(s Stats) bool { return s.Chunks == 2 || s.Stalled == 1 })
+	r.send("OPEN", "p", "ACK")
+	time.Sleep(100 * time.Millisecond)
+	r.send("ACK", "p", "2")
+	expect(t, "WRITE c", r.recv(), "OK")
+	expect(t, "WRITE d", r.recv(), "OK")
+	expect(t, "OPEN", r.recv(), "OK")
+	expect(t, "ACK", r.recv(), "OK")
+	if r.do("READ", "p") != big('c') {
+		t.Fatal("READ did not get c")
+	}
+}

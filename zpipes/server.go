@@ -636,10 +636,13 @@ func (s *Server) admit(p *pipe) {
 // room reports whether a chunk from writer q may be queued in p. A writer
 // with nothing queued gets in even when the pipe is full, so a heavy
 // writer cannot hold back a light one; a pipe thus exceeds PipeLimit by at
-// most one chunk per writer. The total limit is strict.
+// most one chunk per writer. The total limit is strict. An acknowledging
+// reader's unacknowledged chunks count, but not against its own WRITEs:
+// it makes room by ACK, a command the broker stops reading once enough of
+// its WRITEs are held (they stay bounded by MaxUnackedBytes).
 func (s *Server) room(p *pipe, q *writerQueue) bool {
 	bytes := p.bytes
-	if p.ack != nil {
+	if p.ack != nil && p.reader != q.writer {
 		bytes += p.ack.cost
 	}
 	return s.total < s.opts.TotalLimit && (bytes < s.opts.PipeLimit || p.q.Queued(q.id) == 0)
