@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"time"
 
@@ -148,11 +149,13 @@ type writer struct {
 	inRing bool
 	// Marks: current values, and where the latest mark record is.
 	taken, consumed uint64
-	// ahead holds chunks consumed above consumed+1: the server may
-	// consume a later chunk before an earlier one that is still out or
-	// was given back (two readers' spells overlap), and the mark must
-	// not pass the earlier one. nil while consumption is in order.
-	ahead   map[uint64]struct{}
+	// ahead holds the chunks consumed above consumed+1, as sorted
+	// disjoint ranges of seqs: the server may consume a later chunk
+	// before an earlier one that is still out or was given back (two
+	// readers' spells overlap), and the mark must not pass the earlier
+	// one. Ranges, as what follows such a chunk is mostly consumed in
+	// order. Empty while consumption is in order.
+	ahead   [][2]uint64
 	isDirty bool
 	hasMark bool
 	markSeg uint64
@@ -306,15 +309,8 @@ func (s *Store) rebuild(damaged bool) {
 			// Chunks missing between those kept (lost to damage, or
 			// consumed out of order in segments since deleted) are
 			// no longer anyone's: the mark may pass them.
-			for seq := expect; seq < e.seq; seq++ {
-				if seq == w.consumed+1 {
-					w.consumed = seq
-				} else {
-					if w.ahead == nil {
-						w.ahead = map[uint64]struct{}{}
-					}
-					w.ahead[seq] = struct{}{}
-				}
+			if e.seq > expect {
+				w.consumedAhead(expect, e.seq-1)
 			}
 			expect = e.seq + 1
 			if e.seq <= w.taken {
@@ -605,23 +601,9 @@ func (q *queue) Consumed(cs []zpipes.Chunk) {
 // consume counts a chunk consumed; its mark is written by flushMarks.
 func (s *Store) consume(e *entry) {
 	w := e.w
-	switch {
-	case e.seq == w.consumed+1:
-		w.consumed = e.seq
-		for len(w.ahead) > 0 {
-			if _, ok := w.ahead[w.consumed+1]; !ok {
-				break
-			}
-			delete(w.ahead, w.consumed+1)
-			w.consumed++
-		}
+	if e.seq > w.consumed && w.consumedAhead(e.seq, e.seq) {
 		w.taken = max(w.taken, w.consumed)
 		s.markDirty(w)
-	case e.seq > w.consumed:
-		if w.ahead == nil {
-			w.ahead = map[uint64]struct{}{}
-		}
-		w.ahead[e.seq] = struct{}{}
 	}
 	seg := e.pos.Seg()
 	s.segLive[seg]--
@@ -630,6 +612,33 @@ func (s *Store) consume(e *entry) {
 	}
 	s.live--
 	s.bytes -= int64(e.size - wal.RecordHeader - e.hdr)
+}
+
+// consumedAhead records the chunks lo..hi (above the mark) consumed and
+// moves the mark over every chunk now consumed in a row; it reports
+// whether the mark moved.
+func (w *writer) consumedAhead(lo, hi uint64) bool {
+	if lo == w.consumed+1 && (len(w.ahead) == 0 || w.ahead[0][0] > hi+1) {
+		w.consumed = hi // in order: the usual case
+		return true
+	}
+	i := sort.Search(len(w.ahead), func(i int) bool { return w.ahead[i][0] > lo })
+	if i > 0 && w.ahead[i-1][1]+1 >= lo {
+		i--
+		w.ahead[i][1] = max(w.ahead[i][1], hi)
+	} else {
+		w.ahead = slices.Insert(w.ahead, i, [2]uint64{lo, hi})
+	}
+	for i+1 < len(w.ahead) && w.ahead[i][1]+1 >= w.ahead[i+1][0] {
+		w.ahead[i][1] = max(w.ahead[i][1], w.ahead[i+1][1])
+		w.ahead = slices.Delete(w.ahead, i+1, i+2)
+	}
+	if w.ahead[0][0] != w.consumed+1 {
+		return false
+	}
+	w.consumed = w.ahead[0][1]
+	w.ahead = slices.Delete(w.ahead, 0, 1)
+	return true
 }
 
 func (s *Store) markDirty(w *writer) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -432,5 +433,46 @@ func TestConsumedOutOfOrderGapAfterRestart(t *testing.T) {
 	defer s.Close()
 	if rec := s.Recovered(); len(rec) != 1 || rec[0].Chunks != 1 {
 		t.Fatalf("all but 039 consumed, yet %+v recovered after a second restart", rec)
+	}
+}
+
+// The mark passes exactly the chunks consumed in a row from the first,
+// whatever order they are consumed in, and the ranges held ahead of it
+// stay few when runs are consumed in order.
+func TestConsumedAheadRanges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 15))
+	for round := range 50 {
+		const n = 300
+		order := rng.Perm(n)
+		if round%2 == 0 { // 10 runs of 30 in order, the runs shuffled
+			order = order[:0]
+			for _, run := range rng.Perm(10) {
+				for i := range 30 {
+					order = append(order, run*30+i)
+				}
+			}
+		}
+		w := &writer{}
+		done := make([]bool, n+1)
+		for _, k := range order {
+			seq := uint64(k + 1)
+			done[seq] = true
+			if seq > w.consumed {
+				w.consumedAhead(seq, seq)
+			}
+			want := uint64(0)
+			for want < n && done[want+1] {
+				want++
+			}
+			if w.consumed != want {
+				t.Fatalf("round %d: after consuming %d the mark is %d, want %d (ahead %v)", round, seq, w.consumed, want, w.ahead)
+			}
+			if round%2 == 0 && len(w.ahead) > 10 {
+				t.Fatalf("round %d: %d ranges ahead for 10 runs", round, len(w.ahead))
+			}
+		}
+		if len(w.ahead) != 0 {
+			t.Fatalf("round %d: all consumed, %v left ahead", round, w.ahead)
+		}
 	}
 }
