@@ -20,14 +20,7 @@ func TestPipeAckAcrossHosts(t *testing.T) {
 	const pipe, n = "acked", 600
 	ctx, cancel := context.WithTimeout(context.Background(), 2*testTimeout)
 	defer cancel()
-	w := dial(t, a, pipe)
-	pl := client.NewPipeline(200)
-	for i := range n {
-		if err := pl.Add(ctx, w.WriteAsync(pipe, chunk(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := pl.Flush(ctx); err != nil {
+	if err := writeChunks(ctx, dial(t, a, pipe), pipe, n); err != nil {
 		t.Fatal(err)
 	}
 

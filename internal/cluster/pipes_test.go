@@ -45,6 +45,18 @@ func startPipeHost(t *testing.T, n *natsnode.Node, pipeLimit int64) *pipeHost {
 	return h
 }
 
+// writeChunks writes chunks 0 to n-1 into pipe, 200 in flight, and
+// waits for their OKs.
+func writeChunks(ctx context.Context, w *client.Client, pipe string, n int) error {
+	pl := client.NewPipeline(200)
+	for i := range n {
+		if err := pl.Add(ctx, w.WriteAsync(pipe, chunk(i))); err != nil {
+			return err
+		}
+	}
+	return pl.Flush(ctx)
+}
+
 func dial(t *testing.T, h *pipeHost, pipe string) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -82,16 +94,7 @@ func TestPipeAcrossHosts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*testTimeout)
 	defer cancel()
 	writeErr := make(chan error, 1)
-	go func() {
-		pl := client.NewPipeline(200)
-		for i := range n {
-			if err := pl.Add(ctx, w.WriteAsync(pipe, chunk(i))); err != nil {
-				writeErr <- err
-				return
-			}
-		}
-		writeErr <- pl.Flush(ctx)
-	}()
+	go func() { writeErr <- writeChunks(ctx, w, pipe, n) }()
 
 	r := dial(t, cc, pipe)
 	read := func(r *client.Client, from, to int) {
@@ -140,14 +143,7 @@ func TestPipeAckReader(t *testing.T) {
 	const pipe, n = "acked", 3000
 	ctx, cancel := context.WithTimeout(context.Background(), 2*testTimeout)
 	defer cancel()
-	w := dial(t, h, pipe)
-	pl := client.NewPipeline(200)
-	for i := range n {
-		if err := pl.Add(ctx, w.WriteAsync(pipe, chunk(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := pl.Flush(ctx); err != nil {
+	if err := writeChunks(ctx, dial(t, h, pipe), pipe, n); err != nil {
 		t.Fatal(err)
 	}
 	ackReader := func() *client.Client {
