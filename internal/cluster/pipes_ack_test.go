@@ -7,7 +7,6 @@ import (
 
 	"github.com/zbroker/zbroker/internal/jsname"
 	"github.com/zbroker/zbroker/internal/natsnode/natstest"
-	"github.com/zbroker/zbroker/zpipes/client"
 )
 
 // An acknowledging reader's ACK is JetStream's ack: what it acknowledged
@@ -24,20 +23,8 @@ func TestPipeAckAcrossHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r, err := client.DialEndpoint(ctx, cc.srv.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Disconnect()
-	if err := r.OpenAck(ctx, pipe); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 400 {
-		got, err := r.Read(ctx, pipe)
-		if err != nil || index(got) != i {
-			t.Fatalf("read %d: chunk %d, %v", i, index(got), err)
-		}
-	}
+	r := dialAck(t, cc, pipe)
+	readChunks(ctx, t, r, pipe, 0, 400)
 	if err := r.Ack(ctx, pipe, 150); err != nil {
 		t.Fatal(err)
 	}
@@ -62,11 +49,5 @@ func TestPipeAckAcrossHosts(t *testing.T) {
 	}
 	r.Disconnect()
 
-	r2 := dial(t, b, pipe)
-	for i := 150; i < n; i++ {
-		got, err := r2.Read(ctx, pipe)
-		if err != nil || index(got) != i {
-			t.Fatalf("next reader, read %d: chunk %d, %v", i, index(got), err)
-		}
-	}
+	readChunks(ctx, t, dial(t, b, pipe), pipe, 150, n)
 }

@@ -57,7 +57,19 @@ func writeChunks(ctx context.Context, w *client.Client, pipe string, n int) erro
 	return pl.Flush(ctx)
 }
 
+// dial connects to h's zpipes and opens pipe (as a writer or plain reader).
 func dial(t *testing.T, h *pipeHost, pipe string) *client.Client {
+	t.Helper()
+	return dialOpen(t, h, pipe, (*client.Client).Open)
+}
+
+// dialAck connects to h's zpipes and opens pipe as an acknowledging reader.
+func dialAck(t *testing.T, h *pipeHost, pipe string) *client.Client {
+	t.Helper()
+	return dialOpen(t, h, pipe, (*client.Client).OpenAck)
+}
+
+func dialOpen(t *testing.T, h *pipeHost, pipe string, open func(*client.Client, context.Context, string) error) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -66,10 +78,24 @@ func dial(t *testing.T, h *pipeHost, pipe string) *client.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Disconnect() })
-	if err := c.Open(ctx, pipe); err != nil {
+	if err := open(c, ctx, pipe); err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// readChunks reads chunks from to to-1 of pipe, in order.
+func readChunks(ctx context.Context, t *testing.T, r *client.Client, pipe string, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		got, err := r.Read(ctx, pipe)
+		if err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		if index(got) != i {
+			t.Fatalf("read chunk %d, want %d", index(got), i)
+		}
+	}
 }
 
 func chunk(i int) []byte {
@@ -97,19 +123,7 @@ func TestPipeAcrossHosts(t *testing.T) {
 	go func() { writeErr <- writeChunks(ctx, w, pipe, n) }()
 
 	r := dial(t, cc, pipe)
-	read := func(r *client.Client, from, to int) {
-		t.Helper()
-		for i := from; i < to; i++ {
-			got, err := r.Read(ctx, pipe)
-			if err != nil {
-				t.Fatalf("read %d: %v", i, err)
-			}
-			if index(got) != i {
-				t.Fatalf("read chunk %d, want %d", index(got), i)
-			}
-		}
-	}
-	read(r, 0, 700)
+	readChunks(ctx, t, r, pipe, 0, 700)
 	// A second reader, on another host, is refused as on one host.
 	second := dial(t, b, pipe)
 	if _, err := second.Read(ctx, pipe); err == nil || !strings.Contains(err.Error(), "already has a reader") {
@@ -120,7 +134,7 @@ func TestPipeAcrossHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	r2 := dial(t, b, pipe)
-	read(r2, 700, n)
+	readChunks(ctx, t, r2, pipe, 700, n)
 	if err := <-writeErr; err != nil {
 		t.Fatal(err)
 	}
@@ -146,38 +160,14 @@ func TestPipeAckReader(t *testing.T) {
 	if err := writeChunks(ctx, dial(t, h, pipe), pipe, n); err != nil {
 		t.Fatal(err)
 	}
-	ackReader := func() *client.Client {
-		t.Helper()
-		r, err := client.DialEndpoint(ctx, h.srv.Endpoint())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Disconnect() })
-		if err := r.OpenAck(ctx, pipe); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	read := func(r *client.Client, from, to int) {
-		t.Helper()
-		for i := from; i < to; i++ {
-			got, err := r.Read(ctx, pipe)
-			if err != nil {
-				t.Fatalf("read %d: %v", i, err)
-			}
-			if index(got) != i {
-				t.Fatalf("read chunk %d, want %d", index(got), i)
-			}
-		}
-	}
-	r := ackReader()
-	read(r, 0, prefetch+500)
+	r := dialAck(t, h, pipe)
+	readChunks(ctx, t, r, pipe, 0, prefetch+500)
 	r.Disconnect()
-	r = ackReader()
-	read(r, 0, prefetch+200)
+	r = dialAck(t, h, pipe)
+	readChunks(ctx, t, r, pipe, 0, prefetch+200)
 	if err := r.Ack(ctx, pipe, prefetch+200); err != nil {
 		t.Fatal(err)
 	}
 	r.Disconnect()
-	read(ackReader(), prefetch+200, n)
+	readChunks(ctx, t, dialAck(t, h, pipe), pipe, prefetch+200, n)
 }
