@@ -47,10 +47,11 @@ const (
 // WRITE's OK withheld; never DiscardOld, which would drop unread work).
 //
 // A WRITE's OK is sent once JetStream acknowledged the publish (stored
-// on a quorum of the replicas). Publishes of a pipe go one at a time, so
-// a refused chunk is retried before the next one of any writer: per-writer
-// order is kept, and the order across writers is the order of arrival at
-// this host (hosts interleave as their publishes reach the stream).
+// on a quorum of the replicas). Each host has one publish of a pipe in
+// flight, an atomic batch of the chunks queued meanwhile, retried whole
+// before the next: per-writer order is kept, and the order across writers
+// is the order of arrival at this host (hosts interleave as their batches
+// reach the stream).
 //
 // Reading: the host serving a pipe's reader pulls from the durable
 // consumer "reader" with explicit acknowledgement; a chunk is acknowledged
@@ -67,12 +68,13 @@ type PipeStore struct {
 	replicas  int
 	pipeLimit atomic.Int64 // changed by SetPipeLimit
 	limitMu   sync.Mutex   // one updateLimits at a time
-	// reclaim attempts ended, and streams they deleted (for tests).
-	reclaims, reclaimed atomic.Int64
-	maxUnacked          int
-	notes               chan zpipes.Note
-	queues              map[string]*pipeQueue
-	writers             zpipes.WriterID
+	// reclaim attempts ended, streams they deleted, and chunks stored
+	// in batches of more than one (for tests).
+	reclaims, reclaimed, batched atomic.Int64
+	maxUnacked                   int
+	notes                        chan zpipes.Note
+	queues                       map[string]*pipeQueue
+	writers                      zpipes.WriterID
 	// acks holds, per token (a writer connection), its appends in
 	// order: their OKs must come back in that order, across pipes.
 	acks map[any]*deque.Deque[*appendAck]
@@ -85,6 +87,12 @@ type PipeStore struct {
 	ticks     *time.Ticker
 	leases    *leases
 	elections elections
+	// pubSeq numbers message and batch IDs; maxBatch is the largest
+	// batch the servers take; unbatched is set once the store logged
+	// that a stream refuses atomic batches.
+	pubSeq    atomic.Uint64
+	maxBatch  atomic.Int64
+	unbatched atomic.Bool
 }
 
 type appendAck struct {
@@ -95,9 +103,10 @@ type appendAck struct {
 
 // Notes from the goroutines.
 type (
+	// published: acks' chunks, bytes in all, are stored.
 	published struct {
 		q     *pipeQueue
-		ack   *appendAck
+		acks  []*appendAck
 		bytes int
 	}
 	fetched struct {
@@ -152,6 +161,7 @@ func NewPipeStore(js jetstream.JetStream, cfg PipeConfig) *PipeStore {
 		leaving: map[*reading]bool{},
 	}
 	s.pipeLimit.Store(cfg.PipeLimit)
+	s.maxBatch.Store(maxAtomicBatch)
 	var nc *nats.Conn
 	if js != nil {
 		nc = js.Conn()
@@ -183,8 +193,7 @@ func (s *PipeStore) Queue(pipe string) zpipes.Queue {
 		q = &pipeQueue{
 			s: s, name: pipe, stream: jsname.PipeStream([]byte(pipe)), subject: jsname.PipeSubject([]byte(pipe)),
 			unpublished: map[zpipes.WriterID]int{}, taken: map[uint64]jetstream.Msg{}, inBuf: map[uint64]bool{},
-			early:    map[uint64]jetstream.Msg{},
-			pubReady: make(chan struct{}, 1),
+			early: map[uint64]jetstream.Msg{},
 		}
 		s.queues[pipe] = q
 	}
@@ -203,15 +212,17 @@ func (s *PipeStore) Handle(n zpipes.Note) zpipes.Done {
 	var d zpipes.Done
 	switch n := n.(type) {
 	case published:
-		n.ack.stored = true
-		n.q.unpublished[n.ack.writer]--
-		d.Held = append(d.Held, zpipes.Held{Pipe: n.q.name, Chunks: -1, Bytes: -int64(n.bytes)})
-		fifo := s.acks[n.ack.token]
-		for fifo.Len() > 0 && fifo.At(0).stored {
-			d.Stored = append(d.Stored, fifo.PopFront().token)
-		}
-		if fifo.Len() == 0 {
-			delete(s.acks, n.ack.token)
+		d.Held = append(d.Held, zpipes.Held{Pipe: n.q.name, Chunks: -len(n.acks), Bytes: -int64(n.bytes)})
+		for _, a := range n.acks {
+			a.stored = true
+			n.q.unpublished[a.writer]--
+			fifo := s.acks[a.token]
+			for fifo.Len() > 0 && fifo.At(0).stored {
+				d.Stored = append(d.Stored, fifo.PopFront().token)
+			}
+			if fifo.Len() == 0 {
+				delete(s.acks, a.token)
+			}
 		}
 	case refused:
 		if n.q.reader == n.r {
@@ -391,8 +402,8 @@ type pipeQueue struct {
 	pubMu     sync.Mutex
 	pubQueue  []pubItem
 	pubActive bool
-	pubReady  chan struct{}
-	published uint64 // chunks published (the publisher's)
+	// batching: the stream takes atomic batches (set by ensureStream).
+	batching atomic.Bool
 }
 
 type bufItem struct {
@@ -406,6 +417,8 @@ type bufItem struct {
 type pubItem struct {
 	ack   *appendAck
 	chunk []byte
+	id    string // its message ID, given when it is first published
+	sent  bool   // it was in a publish attempt
 }
 
 // NewWriter implements zpipes.Queue.
@@ -426,67 +439,173 @@ func (q *pipeQueue) Append(w zpipes.WriterID, chunk []byte, token any) bool {
 	fifo.PushBack(a)
 	q.unpublished[w]++
 	q.pubMu.Lock()
-	q.pubQueue = append(q.pubQueue, pubItem{a, chunk})
+	q.pubQueue = append(q.pubQueue, pubItem{ack: a, chunk: chunk})
 	start := !q.pubActive
 	q.pubActive = true
 	q.pubMu.Unlock()
 	if start {
 		q.s.wg.Go(q.publisher)
-	} else {
-		select {
-		case q.pubReady <- struct{}{}:
-		default:
-		}
 	}
 	return false
 }
 
-// publisher publishes the pipe's chunks one at a time, each retried until
-// JetStream takes it, and exits when there is nothing left.
+// publisher publishes the pipe's chunks and exits when there is nothing
+// left: one publish in flight per pipe and host, carrying every chunk
+// queued meanwhile (up to maxBatch chunks, batchBytes bytes) as one atomic
+// batch (group commit), retried until JetStream takes it. Batches and the
+// chunks in them go in queue order, so each writer's order is kept.
 func (q *pipeQueue) publisher() {
 	if err := q.ensureStream(); err != nil {
 		q.s.log.Error("pipe stream unavailable; its WRITEs stay unacknowledged", "pipe", q.name, "err", err)
 	}
 	for {
-		q.pubMu.Lock()
-		if len(q.pubQueue) == 0 {
-			q.pubActive = false
-			q.pubMu.Unlock()
+		items := q.takeBatch()
+		if items == nil {
 			return
 		}
-		it := q.pubQueue[0]
-		q.pubQueue[0] = pubItem{}
-		q.pubQueue = q.pubQueue[1:]
-		q.pubMu.Unlock()
-		if !q.publish(it.chunk) {
+		n, ok := q.publish(items)
+		if !ok {
 			return
+		}
+		if n > 1 {
+			q.s.batched.Add(int64(n))
+		}
+		if n < len(items) {
+			// The server takes smaller batches: the rest goes first in
+			// the next one.
+			q.pubMu.Lock()
+			q.pubQueue = append(items[n:len(items):len(items)], q.pubQueue...)
+			q.pubMu.Unlock()
+		}
+		acks, bytes := make([]*appendAck, n), 0
+		for i, it := range items[:n] {
+			acks[i], bytes = it.ack, bytes+len(it.chunk)
 		}
 		select {
-		case q.s.notes <- published{q: q, ack: it.ack, bytes: len(it.chunk)}:
+		case q.s.notes <- published{q: q, acks: acks, bytes: bytes}:
 		case <-q.s.stop:
 			return
 		}
 	}
 }
 
-// publish retries until the chunk is stored or the store stops. A full
-// stream (DiscardNew) refuses it until the reader frees room.
-func (q *pipeQueue) publish(chunk []byte) bool {
-	// A message ID makes JetStream drop the copy a retry stores when
-	// only the acknowledgement of the first attempt was lost.
-	q.published++
-	msg := nats.NewMsg(q.subject)
-	msg.Data = chunk
-	msg.Header.Set(jetstream.MsgIDHeader, q.s.leases.holder+"-"+strconv.FormatUint(q.published, 36))
+// takeBatch takes the chunks of the next publish from the queue, giving
+// each its message ID; nil (and the publisher stops) if it is empty.
+func (q *pipeQueue) takeBatch() []pubItem {
+	limit := 1
+	if q.batching.Load() {
+		limit = int(q.s.maxBatch.Load())
+	}
+	maxBytes := min(batchBytes, q.s.pipeLimit.Load()/4)
+	q.pubMu.Lock()
+	defer q.pubMu.Unlock()
+	if len(q.pubQueue) == 0 {
+		q.pubActive = false
+		return nil
+	}
+	n, bytes := 0, int64(0)
+	for n < len(q.pubQueue) && n < limit && (n == 0 || bytes+int64(len(q.pubQueue[n].chunk)) <= maxBytes) {
+		bytes += int64(len(q.pubQueue[n].chunk))
+		n++
+	}
+	items := slices.Clone(q.pubQueue[:n])
+	clear(q.pubQueue[:n])
+	q.pubQueue = q.pubQueue[n:]
+	for i := range items {
+		if items[i].id == "" {
+			// A message ID makes JetStream drop the copy a retry stores
+			// when only the acknowledgement of the first attempt was
+			// lost. Unique per store: a pipe released and opened again
+			// within the duplicate window must not reuse one.
+			items[i].id = q.s.leases.holder + "-" + strconv.FormatUint(q.s.pubSeq.Add(1), 36)
+		}
+	}
+	return items
+}
+
+// Publishing limits. maxAtomicBatch is nats-server's default largest
+// atomic batch (a server configured lower refuses ours, and the store
+// halves its batches until one fits); batchBytes bounds a batch's bytes,
+// and so does a quarter of the pipe limit: a full stream (DiscardNew)
+// refuses a batch whole, so a batch must fit in a stream with others'
+// chunks in it.
+const (
+	maxAtomicBatch = 1000
+	batchBytes     = 1 << 20
+)
+
+// JetStream's error codes for atomic batches.
+const (
+	errAtomicDisabled  = 10174 // the stream does not allow atomic batches
+	errBatchTooLarge   = 10199 // more messages than the server's batch limit
+	errBatchDuplicate  = 10201 // a message ID of the batch is stored already
+	errBatchTooMany    = 10210 // too many batches being staged
+	errBatchIncomplete = 10176 // staged messages missing (a leader changed)
+)
+
+func apiCode(err error) jetstream.ErrorCode {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode
+	}
+	return 0
+}
+
+// publish retries until items, or a prefix of them, are stored, or the
+// store stops; it returns how many were. A full stream (DiscardNew)
+// refuses them until the reader frees room.
+//
+// A batch is all or nothing: a refused one (full, fenced, incomplete
+// after a leader change) stored none of its chunks and is sent again. One
+// whose answer was lost (timeout, leader change) is sent again identical,
+// with the same message IDs, until it gets an answer: JetStream refuses
+// the copy of a batch it stored with errBatchDuplicate (it checks the
+// IDs before the stream's limits), which thus means the batch is stored.
+// If the batch was cut in between (a smaller server limit, fallback to
+// one at a time), or its chunks were in another publish's attempt (the
+// rest of a cut batch), that does not say which of its chunks are stored:
+// each is then published alone, where the ID answers per chunk.
+func (q *pipeQueue) publish(items []pubItem) (int, bool) {
+	// identical: every attempt that carried these chunks carried exactly
+	// them (none of them was in another publish's attempt).
+	identical := !slices.ContainsFunc(items, func(it pubItem) bool { return it.sent })
 	var fullSince time.Time
 	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(q.s.elections.context(q.stream), publishTimeout(len(chunk)))
-		_, err := q.s.js.PublishMsg(ctx, msg)
+		if len(items) > 1 && !q.batching.Load() {
+			items, identical = items[:1], false
+		}
+		bytes := 0
+		for i := range items {
+			items[i].sent = true
+			bytes += len(items[i].chunk)
+		}
+		ctx, cancel := context.WithTimeout(q.s.elections.context(q.stream), publishTimeout(bytes))
+		err := q.send(ctx, items)
 		cancel()
 		if err == nil {
-			return true
+			return len(items), true
 		}
-		switch {
+		switch code := apiCode(err); {
+		case code == errBatchDuplicate:
+			if identical {
+				return len(items), true
+			}
+			for i := range items {
+				if n, ok := q.publish(items[i : i+1]); n == 0 || !ok {
+					return i, ok
+				}
+			}
+			return len(items), true
+		case code == errBatchTooLarge && len(items) > 1:
+			q.s.maxBatch.Store(int64(len(items) / 2))
+			items, identical = items[:len(items)/2], false
+			q.s.log.Warn("JetStream refused a batch as too large; batches halved", "pipe", q.name, "max_batch", len(items))
+			continue
+		case code == errAtomicDisabled:
+			// The stream's flag was taken away: set it again, or fall
+			// back to one chunk at a time.
+			q.ensureStream()
+			continue
 		case errors.Is(err, context.Canceled):
 			continue // the stream elected a leader: send it again there
 		case isFull(err):
@@ -500,6 +619,8 @@ func (q *pipeQueue) publish(chunk []byte) bool {
 		case errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
 			// The stream went away (deleted by an operator): make it again.
 			q.ensureStream()
+		case code == errBatchTooMany || code == errBatchIncomplete:
+			// Nothing of it stored: sent again.
 		default:
 			if attempt%20 == 0 {
 				q.s.log.Warn("publish to pipe stream failed; retrying", "pipe", q.name, "err", err)
@@ -507,11 +628,51 @@ func (q *pipeQueue) publish(chunk []byte) bool {
 		}
 		select {
 		case <-q.s.stop:
-			return false
+			return 0, false
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
+
+// send makes one attempt at publishing items: one alone as a plain
+// publish, more as an atomic batch (JetStream's headers, which nats.go
+// has no API for): every message but the last is staged without a reply,
+// the last commits and carries the batch's answer.
+func (q *pipeQueue) send(ctx context.Context, items []pubItem) error {
+	if len(items) == 1 {
+		msg := &nats.Msg{Subject: q.subject, Data: items[0].chunk, Header: nats.Header{jetstream.MsgIDHeader: {items[0].id}}}
+		_, err := q.s.js.PublishMsg(ctx, msg)
+		return err
+	}
+	// A fresh batch ID per attempt: an attempt cut short leaves a staged
+	// batch behind until the server's batch timeout.
+	id := q.s.leases.holder + "-b" + strconv.FormatUint(q.s.pubSeq.Add(1), 36)
+	nc := q.s.js.Conn()
+	for i, it := range items {
+		msg := &nats.Msg{Subject: q.subject, Data: it.chunk, Header: nats.Header{
+			jetstream.MsgIDHeader: {it.id},
+			batchIDHeader:         {id},
+			batchSeqHeader:        {strconv.Itoa(i + 1)},
+		}}
+		if i < len(items)-1 {
+			if err := nc.PublishMsg(msg); err != nil {
+				return err
+			}
+			continue
+		}
+		msg.Header[batchCommitHeader] = []string{"1"}
+		_, err := q.s.js.PublishMsg(ctx, msg)
+		return err
+	}
+	return nil
+}
+
+// Headers of JetStream's atomic batch publishing.
+const (
+	batchIDHeader     = "Nats-Batch-Id"
+	batchSeqHeader    = "Nats-Batch-Sequence"
+	batchCommitHeader = "Nats-Batch-Commit"
+)
 
 // publishTimeout bounds one publish attempt. A publish sent to a stream
 // leader that just died is never answered; the retry, to the new leader,
@@ -548,6 +709,8 @@ func PipeStreamConfig(pipe []byte, pipeLimit int64, replicas int) jetstream.Stre
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 		Metadata:    map[string]string{pipeMetadata: jsname.Encode(pipe)},
+		// Publishes are atomic batches (see pipeQueue.publish).
+		AllowAtomicPublish: true,
 	}
 }
 
@@ -624,7 +787,10 @@ func (s *PipeStore) updateLimits() {
 }
 
 // ensureStream creates the pipe's stream, or checks the existing one is
-// this pipe's (a different subject would be a hash collision).
+// this pipe's (a different subject would be a hash collision) and allows
+// atomic batches (it sets the flag on a stream an older zbroker made).
+// A server that does not know atomic batches (before nats-server 2.12)
+// ignores the flag: the pipe's chunks then go one at a time.
 func (q *pipeQueue) ensureStream() error {
 	ctx, cancel := q.s.context(time.Minute)
 	defer cancel()
@@ -636,8 +802,22 @@ func (q *pipeQueue) ensureStream() error {
 		if err != nil {
 			return err
 		}
-		if subj := st.CachedInfo().Config.Subjects; len(subj) != 1 || subj[0] != q.subject {
+		cfg := st.CachedInfo().Config
+		if subj := cfg.Subjects; len(subj) != 1 || subj[0] != q.subject {
 			return fmt.Errorf("stream %s holds %v, not pipe %q", q.stream, subj, q.name)
+		}
+		if !cfg.AllowAtomicPublish {
+			cfg.AllowAtomicPublish = true
+			info, err := q.s.js.UpdateStream(ctx, cfg)
+			if err != nil {
+				q.s.log.Warn("pipe stream not updated to take atomic batches", "pipe", q.name, "err", err)
+			} else {
+				cfg = info.CachedInfo().Config
+			}
+		}
+		q.batching.Store(cfg.AllowAtomicPublish)
+		if !cfg.AllowAtomicPublish && !q.s.unbatched.Swap(true) {
+			q.s.log.Warn("JetStream does not take atomic batches (nats-server before 2.12?): pipes' chunks are published one at a time, much slower", "pipe", q.name)
 		}
 		return nil
 	})

@@ -29,7 +29,13 @@ type pipeHost struct {
 
 func startPipeHost(t *testing.T, n *natsnode.Node, pipeLimit int64) *pipeHost {
 	t.Helper()
-	st := NewPipeStore(n.JS, PipeConfig{Replicas: n.Replicas, PipeLimit: pipeLimit, MaxUnacked: maxUnacked, Logger: testLog})
+	return startPipeHostJS(t, n.JS, n.Replicas, pipeLimit)
+}
+
+// startPipeHostJS starts a host on js (a node's, or a wrapper of it).
+func startPipeHostJS(t *testing.T, js jetstream.JetStream, replicas int, pipeLimit int64) *pipeHost {
+	t.Helper()
+	st := NewPipeStore(js, PipeConfig{Replicas: replicas, PipeLimit: pipeLimit, MaxUnacked: maxUnacked, Logger: testLog})
 	srv, err := zpipes.Start(zpipes.Options{
 		Name:       fmt.Sprintf("zp-%d-%d", os.Getpid(), nameSeq.Add(1)),
 		PipeLimit:  pipeLimit,

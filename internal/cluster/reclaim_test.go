@@ -38,8 +38,18 @@ func TestPipeStreamReclaimed(t *testing.T) {
 	if err != nil || st.CachedInfo().State.Msgs != 3 {
 		t.Fatalf("stream holding chunks after its pipe's release: %v", err)
 	}
+	// The pipe opened again on A: its chunks get new message IDs, not
+	// taken for copies of the first three.
+	w = dial(t, a, pipe)
+	for i := 3; i < 6; i++ {
+		if err := w.Write(ctx, pipe, chunk(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Disconnect()
+	reclaimed(a, 2)
 	r := dial(t, b, pipe)
-	for i := range 3 {
+	for i := range 6 {
 		if got, err := r.Read(ctx, pipe); err != nil || index(got) != i {
 			t.Fatalf("read %d: %v", i, err)
 		}
@@ -51,24 +61,23 @@ func TestPipeStreamReclaimed(t *testing.T) {
 	}
 
 	// B's pipe is released (B's reclaim fences the empty stream, waits
-	// and deletes it) while a writer on A writes, a little later each
-	// time; then B reads the chunk.
+	// and deletes it) while a writer on A writes a batch of chunks, a
+	// little later each time; then B reads them.
 	w = dial(t, a, pipe)
+	const batch = 20
 	for i := range 10 {
 		o := dial(t, b, pipe)
 		o.Disconnect()
 		done := make(chan error, 1)
 		go func() {
 			time.Sleep(time.Duration(i) * fenceGrace / 6)
-			done <- w.Write(ctx, pipe, chunk(i))
+			done <- writeChunks(ctx, w, pipe, batch)
 		}()
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
 		r := dial(t, b, pipe)
-		if got, err := r.Read(ctx, pipe); err != nil || index(got) != i {
-			t.Fatalf("read %d: %v", i, err)
-		}
+		readChunks(ctx, t, r, pipe, 0, batch)
 		r.Disconnect()
 	}
 	t.Logf("B deleted the stream %d times in %d attempts", b.store.reclaimed.Load(), b.store.reclaims.Load())
