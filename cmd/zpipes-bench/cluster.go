@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -80,9 +82,26 @@ func startNodes(n int) ([]*natsnode.Node, func(), error) {
 
 // runCluster prints chunks/s for each node count and size: zpipes (writer
 // on the first node, reader on the last), the bare pair publishing one
-// message at a time (as zbroker does for a pipe) and publishing with
-// --window messages in flight.
+// message at a time and publishing with --window messages in flight
+// (PublishMsgAsync). With --profile, a CPU profile of the whole run.
 func runCluster(cfg *config, counts []int, stdout, stderr io.Writer) int {
+	if cfg.ProfileDir != "" {
+		// Everything runs in this process: one profile of it all.
+		err := os.MkdirAll(cfg.ProfileDir, 0o755)
+		var f *os.File
+		if err == nil {
+			f, err = os.Create(filepath.Join(cfg.ProfileDir, "cluster.pprof"))
+		}
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "zpipes-bench: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "nodes\tsize\tzpipes/s\tbare sync/s\tbare async/s\tzpipes÷sync\tzpipes÷async\t")
 	for _, n := range counts {
