@@ -1,12 +1,15 @@
 package majordomo
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zbroker/zbroker/internal/gcfloor"
 	"github.com/zbroker/zbroker/zmtp"
 )
 
@@ -118,10 +122,13 @@ func pump(b testing.TB, n int, send, recv func() error) {
 // startRelay is the baseline: a ROUTER that forwards client messages to
 // workers (behind an 8-byte client id) and worker replies back. Round
 // robin, or with oneAtATime to the longest idle worker, holding messages
-// while every worker has one.
-func startRelay(b testing.TB, oneAtATime bool) *zmtp.Socket {
-	sock, err := zmtp.Listen(fmt.Sprintf("ipc://@/majordomo-bench-relay/%d", rand.Uint64()),
-		zmtp.Options{SocketType: "ROUTER", EventBuffer: 256, Logger: quietLogger()})
+// while every worker has one. It listens on endpoint, or on a fresh
+// abstract ipc endpoint if that is "".
+func startRelay(b testing.TB, endpoint string, oneAtATime bool) *zmtp.Socket {
+	if endpoint == "" {
+		endpoint = fmt.Sprintf("ipc://@/majordomo-bench-relay/%d", rand.Uint64())
+	}
+	sock, err := zmtp.Listen(endpoint, zmtp.Options{SocketType: "ROUTER", EventBuffer: 256, Logger: quietLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -191,11 +198,16 @@ func benchRelay(b *testing.B, workers int, oneAtATime bool) {
 }
 
 func relayRig(tb testing.TB, workers int, oneAtATime bool) (send, recv func() error) {
-	sock := startRelay(tb, oneAtATime)
+	return relayClientRig(tb, startRelay(tb, "", oneAtATime).Endpoint(), workers)
+}
+
+// relayClientRig starts echo workers of the relay at endpoint and returns
+// a warmed-up client's steps.
+func relayClientRig(tb testing.TB, endpoint string, workers int) (send, recv func() error) {
 	dial := func() *zmtp.Conn {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c, err := zmtp.Dial(ctx, sock.Endpoint(), zmtp.Options{SocketType: "DEALER"})
+		c, err := zmtp.Dial(ctx, endpoint, zmtp.Options{SocketType: "DEALER"})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -329,6 +341,11 @@ func median(x []float64) float64 {
 //
 //	bin/zbroker --no-zpipes --no-clone --mdp-endpoint tcp://127.0.0.1:5599 bench &
 //	MDP_BENCH_ENDPOINT=tcp://127.0.0.1:5599 MDP_BENCH_PID=$! go test -run TestBrokerCPU -v ./majordomo/
+//
+// After each pair of MDP versions the same load goes through the
+// one-at-a-time relay (BenchmarkLBRelay's) run as its own process on TCP
+// loopback: the floor that the transport, the kernel and Go's scheduler
+// set for a broker with MDP's flow, measured in the same session.
 func TestBrokerCPU(t *testing.T) {
 	ep := os.Getenv("MDP_BENCH_ENDPOINT")
 	pid, err := strconv.Atoi(os.Getenv("MDP_BENCH_PID"))
@@ -336,21 +353,74 @@ func TestBrokerCPU(t *testing.T) {
 		t.Skip("set MDP_BENCH_ENDPOINT and MDP_BENCH_PID (of a running zbroker) to measure")
 	}
 	const n = 100000
+	measure := func(t *testing.T, who string, pid int, send, recv func() error) {
+		user0, sys0 := processCPU(t, pid)
+		start := time.Now()
+		pump(t, n, send, recv)
+		user1, sys1 := processCPU(t, pid)
+		took := time.Since(start)
+		perReq := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / n }
+		t.Logf("%.0f req/s, %s CPU %.2f µs/request (user %.2f, system %.2f)", n/took.Seconds(), who,
+			perReq(user1-user0+sys1-sys0), perReq(user1-user0), perReq(sys1-sys0))
+	}
 	for _, workers := range []int{1, 4} {
 		for _, v := range []Version{V1, V2} {
 			t.Run(fmt.Sprintf("workers=%d/%v", workers, v), func(t *testing.T) {
 				send, recv := clientRig(t, ep, workers, v, func() { waitMMIWorkers(t, ep, workers) })
-				user0, sys0 := processCPU(t, pid)
-				start := time.Now()
-				pump(t, n, send, recv)
-				user1, sys1 := processCPU(t, pid)
-				took := time.Since(start)
-				perReq := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / n }
-				t.Logf("%.0f req/s, broker CPU %.2f µs/request (user %.2f, system %.2f)", n/took.Seconds(),
-					perReq(user1-user0+sys1-sys0), perReq(user1-user0), perReq(sys1-sys0))
+				measure(t, "broker", pid, send, recv)
 			})
 		}
+		t.Run(fmt.Sprintf("workers=%d/relay", workers), func(t *testing.T) {
+			relayEP, relayPID := relayProcess(t)
+			send, recv := relayClientRig(t, relayEP, workers)
+			measure(t, "relay", relayPID, send, recv)
+		})
 	}
+}
+
+// relayProcess starts the one-at-a-time relay as a process of its own (this
+// test binary running TestRelayProcess) on a TCP loopback port, and
+// returns its endpoint and pid.
+func relayProcess(t *testing.T) (endpoint string, pid int) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRelayProcess$")
+	cmd.Env = append(os.Environ(), "MDP_RELAY_PROCESS=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close() // its end
+		cmd.Wait()
+	})
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
+	endpoint, ok := strings.CutPrefix(strings.TrimSpace(line), "relay ")
+	if err != nil || !ok {
+		t.Fatalf("relay process: %q %v", line, err)
+	}
+	go io.Copy(io.Discard, out) // its closing lines
+	return endpoint, cmd.Process.Pid
+}
+
+// TestRelayProcess is the process relayProcess starts: the one-at-a-time
+// relay on a TCP loopback port, which it prints, until its stdin closes.
+// It has zbroker's floor under the GC's heap goal, as a broker would.
+func TestRelayProcess(t *testing.T) {
+	if os.Getenv("MDP_RELAY_PROCESS") == "" {
+		t.Skip("run by TestBrokerCPU")
+	}
+	gcfloor.Start(gcfloor.For(0))
+	sock := startRelay(t, "tcp://127.0.0.1:0", true)
+	fmt.Printf("relay %s\n", sock.Endpoint())
+	io.Copy(io.Discard, os.Stdin)
 }
 
 // waitMMIWorkers asks the broker (mmi.workers) until echo has n workers.
