@@ -91,10 +91,14 @@ func readFrameInto(r *bufio.Reader, budget int64, buf []byte, mem frameMemory) (
 	for uint64(len(body)) < size || body == nil {
 		if len(body) == cap(body) {
 			arrived := len(body) + r.Buffered()
-			if mem != nil {
-				arrived += mem.queued()
-			}
 			next := uint64(max(firstChunk, 4*arrived))
+			if mem != nil && 2*next < size {
+				// Only now ask the kernel (a syscall) what else has
+				// arrived: a frame that fits in firstChunk, or is
+				// mostly buffered already, is taken whole anyway.
+				arrived += mem.queued()
+				next = uint64(max(firstChunk, 4*arrived))
+			}
 			if 2*next >= size { // half way there: take it all, no more copies
 				next = size
 			}
