@@ -289,39 +289,66 @@ type dribble struct {
 
 func (d dribble) Read(p []byte) (int, error) { return d.r.Read(p[:min(len(p), d.n)]) }
 
+// counted counts the bytes read through it.
+type counted struct {
+	r io.Reader
+	n *int
+}
+
+func (c counted) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += n
+	return n, err
+}
+
 // Large frames arriving in pieces, through bodies that grow as they
 // arrive: every body read is whole and its own, however the reads fall,
-// and what stays charged for it is its own size.
+// and what stays charged for it is its own size. With the source beneath
+// the read buffer at hand, most of their bytes are read straight into
+// place, and the frames behind a body still come through the buffer.
 func TestFrameLargeBodies(t *testing.T) {
-	sizes := []int{64 << 10, 64<<10 + 1, 300 << 10, 1 << 20, 1<<20 + 5, 3<<20 + 7, 1 << 20}
+	sizes := []int{64 << 10, 64<<10 + 1, 300 << 10, 20 << 10, 1 << 20, 5000, 1<<20 + 5, 3<<20 + 7, 1 << 20, 100}
 	var wire []byte
+	total := 0
 	for i, n := range sizes {
 		wire = appendFrameHeader(wire, 0, n)
 		wire = append(wire, patterned(n, byte(i))...)
+		total += n
 	}
-	for _, step := range []int{1000, 64 << 10, 200 << 10} {
-		r := bufio.NewReaderSize(dribble{bytes.NewReader(wire), step}, 64<<10)
-		var bodies [][]byte
-		for i, n := range sizes {
+	for _, direct := range []bool{false, true} {
+		for _, step := range []int{1000, 64 << 10, 200 << 10} {
+			d := dribble{bytes.NewReader(wire), step}
+			r := bufio.NewReaderSize(d, 64<<10)
 			var mem testMemory
-			_, body, err := readFrameInto(r, 1<<30, nil, &mem)
-			charged := mem.charged
-			if err != nil {
-				t.Fatalf("step %d, frame %d: %v", step, i, err)
+			directBytes := 0
+			if direct {
+				mem.src = counted{d, &directBytes}
 			}
-			if len(body) != n || cap(body) != n {
-				t.Fatalf("step %d, frame %d: %d bytes (cap %d), want %d", step, i, len(body), cap(body), n)
+			var bodies [][]byte
+			for i, n := range sizes {
+				mem.charged = 0
+				_, body, err := readFrameInto(r, 1<<30, nil, &mem)
+				charged := mem.charged
+				if err != nil {
+					t.Fatalf("step %d, frame %d: %v", step, i, err)
+				}
+				if len(body) != n || cap(body) != n {
+					t.Fatalf("step %d, frame %d: %d bytes (cap %d), want %d", step, i, len(body), cap(body), n)
+				}
+				if charged != n {
+					t.Errorf("step %d, frame %d of %d bytes: %d charged", step, i, n, charged)
+				}
+				bodies = append(bodies, body)
 			}
-			if charged != n {
-				t.Errorf("step %d, frame %d of %d bytes: %d charged", step, i, n, charged)
+			if direct && directBytes < total/2 {
+				t.Errorf("step %d: %d of %d bytes read straight into place", step, directBytes, total)
 			}
-			bodies = append(bodies, body)
-		}
-		// Checked after all were read: no body shares memory with a
-		// staging buffer used again later.
-		for i, b := range bodies {
-			if !bytes.Equal(b, patterned(sizes[i], byte(i))) {
-				t.Fatalf("step %d, frame %d: body differs", step, i)
+			// Checked after all were read: no body shares memory with
+			// a staging buffer used again later.
+			for i, b := range bodies {
+				if !bytes.Equal(b, patterned(sizes[i], byte(i))) {
+					t.Fatalf("step %d, frame %d: body differs", step, i)
+				}
 			}
 		}
 	}

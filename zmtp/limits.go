@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -255,6 +256,10 @@ func (rs *readState) charge(n int) error {
 	rs.held += int64(n)
 	return nil
 }
+
+// source is what the read buffer reads from, for bodies read straight
+// into place (readBody).
+func (rs *readState) source() io.Reader { return &rs.src }
 
 // deadlineErr names a deadline that ended a read.
 func (c *Conn) deadlineErr(err error) error {
