@@ -605,7 +605,6 @@ func (q *pipeQueue) publish(items []pubItem) (int, bool) {
 			// The stream's flag was taken away: set it again, or fall
 			// back to one chunk at a time.
 			q.ensureStream()
-			continue
 		case errors.Is(err, context.Canceled):
 			continue // the stream elected a leader: send it again there
 		case isFull(err):
