@@ -152,9 +152,10 @@ func publishWithin(t *testing.T, q *pipeQueue, items []pubItem) int {
 }
 
 // A batch retried after its acknowledgement was lost is not stored
-// twice: neither when the retry is the same batch, nor when the batch was
-// cut in between (here by the server's batch limit, smaller than the
-// store's) and its chunks are sent in other batches.
+// twice: an atomic one neither when the retry is the same batch, nor when
+// the batch was cut in between (here by the server's batch limit, smaller
+// than the store's) and its chunks are sent in other batches; a fast one
+// when a part of it was stored.
 func TestPipeBatchRetry(t *testing.T) {
 	c := natstest.Start(t, 1)
 	js := c.Nodes[0].JS
@@ -164,9 +165,11 @@ func TestPipeBatchRetry(t *testing.T) {
 	if err := q.ensureStream(); err != nil {
 		t.Fatal(err)
 	}
-	if !q.batching.Load() {
-		t.Fatal("pipe stream does not take atomic batches")
+	if q.mode.Load() != fastBatches {
+		t.Fatalf("one-replica pipe stream in mode %d, want fast batches", q.mode.Load())
 	}
+	// Atomic batches, as on replicated streams (the stream takes both).
+	q.mode.Store(atomicBatches)
 	s.maxBatch.Store(1500)
 	// batch takes chunks from to to-1 as a batch, with message IDs.
 	batch := func(from, to int) []pubItem {
@@ -185,7 +188,7 @@ func TestPipeBatchRetry(t *testing.T) {
 
 	// Stored, the answer lost: the same batch again is taken as stored.
 	items := batch(0, 100)
-	if err := q.send(ctx, items); err != nil {
+	if _, err := q.send(ctx, atomicBatches, items); err != nil {
 		t.Fatal(err)
 	}
 	if n := publishWithin(t, q, items); n != 100 || stored() != 100 {
@@ -195,7 +198,7 @@ func TestPipeBatchRetry(t *testing.T) {
 	// 1000 of 1500 stored by an attempt whose answer was lost; the
 	// server refuses 1500 at once, so the publisher cuts the batch.
 	items = batch(100, 1600)
-	if err := q.send(ctx, items[:1000]); err != nil {
+	if _, err := q.send(ctx, atomicBatches, items[:1000]); err != nil {
 		t.Fatal(err)
 	}
 	for i := range items[:1000] {
@@ -213,11 +216,23 @@ func TestPipeBatchRetry(t *testing.T) {
 	if s.maxBatch.Load() >= 1500 {
 		t.Fatalf("batch limit %d after the server refused 1500", s.maxBatch.Load())
 	}
+
+	// Fast batches: 100 of 150 stored, the answer lost; the retry
+	// stores the other 50, once.
+	q.mode.Store(fastBatches)
+	items = batch(1600, 1750)
+	if n, err := q.send(ctx, fastBatches, items[:100]); n != 100 || err != nil {
+		t.Fatalf("fast batch: %d stored, %v", n, err)
+	}
+	if n := publishWithin(t, q, items); n != 150 || stored() != 1750 {
+		t.Fatalf("retry of a fast batch: %d published, %d in the stream, want 150, 1750", n, stored())
+	}
+
 	st, err := js.Stream(ctx, q.stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for seq := uint64(1); seq <= 1600; seq++ {
+	for seq := uint64(1); seq <= 1750; seq++ {
 		m, err := st.GetMsg(ctx, seq)
 		if err != nil || index(m.Data) != int(seq-1) {
 			t.Fatalf("stream sequence %d: %v, want chunk %d", seq, err, seq-1)
@@ -226,16 +241,16 @@ func TestPipeBatchRetry(t *testing.T) {
 }
 
 // noAtomicJS stands for a server before nats-server 2.12: it ignores the
-// stream flag of atomic batches.
+// stream flags of batches.
 type noAtomicJS struct{ jetstream.JetStream }
 
 func (j noAtomicJS) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	cfg.AllowAtomicPublish = false
+	cfg.AllowAtomicPublish, cfg.AllowBatchPublish = false, false
 	return j.JetStream.CreateStream(ctx, cfg)
 }
 
 func (j noAtomicJS) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	cfg.AllowAtomicPublish = false
+	cfg.AllowAtomicPublish, cfg.AllowBatchPublish = false, false
 	return j.JetStream.UpdateStream(ctx, cfg)
 }
 
@@ -269,8 +284,8 @@ func TestPipeBatchFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	readChunks(ctx, t, dial(t, h, pipe), pipe, 0, 600)
-	if !streamInfo(ctx, t, n.JS, stream).Config.AllowAtomicPublish {
-		t.Fatal("stream not updated to take atomic batches")
+	if cfg := streamInfo(ctx, t, n.JS, stream).Config; !cfg.AllowAtomicPublish || !cfg.AllowBatchPublish {
+		t.Fatal("stream not updated to take batches")
 	}
 	if h.store.batched.Load() == 0 {
 		t.Fatal("no chunk was published in a batch after the update")

@@ -402,9 +402,18 @@ type pipeQueue struct {
 	pubMu     sync.Mutex
 	pubQueue  []pubItem
 	pubActive bool
-	// batching: the stream takes atomic batches (set by ensureStream).
-	batching atomic.Bool
+	// mode: how the stream takes batches; ready: ensureStream found or
+	// made the stream (a publish that finds it gone makes it again).
+	mode  atomic.Int32
+	ready atomic.Bool
 }
+
+// How a pipe's stream takes batches of chunks.
+const (
+	oneByOne      = iota // not at all: one chunk per publish
+	atomicBatches        // all or nothing (Nats-Batch-* headers)
+	fastBatches          // in order, up to the first refused (see fastbatch.go)
+)
 
 type bufItem struct {
 	msg jetstream.Msg
@@ -455,8 +464,10 @@ func (q *pipeQueue) Append(w zpipes.WriterID, chunk []byte, token any) bool {
 // batch (group commit), retried until JetStream takes it. Batches and the
 // chunks in them go in queue order, so each writer's order is kept.
 func (q *pipeQueue) publisher() {
-	if err := q.ensureStream(); err != nil {
-		q.s.log.Error("pipe stream unavailable; its WRITEs stay unacknowledged", "pipe", q.name, "err", err)
+	if !q.ready.Load() {
+		if err := q.ensureStream(); err != nil {
+			q.s.log.Error("pipe stream unavailable; its WRITEs stay unacknowledged", "pipe", q.name, "err", err)
+		}
 	}
 	for {
 		items := q.takeBatch()
@@ -493,7 +504,7 @@ func (q *pipeQueue) publisher() {
 // each its message ID; nil (and the publisher stops) if it is empty.
 func (q *pipeQueue) takeBatch() []pubItem {
 	limit := 1
-	if q.batching.Load() {
+	if q.mode.Load() != oneByOne {
 		limit = int(q.s.maxBatch.Load())
 	}
 	maxBytes := min(batchBytes, q.s.pipeLimit.Load()/4)
@@ -534,13 +545,16 @@ const (
 	batchBytes     = 1 << 20
 )
 
-// JetStream's error codes for atomic batches.
+// JetStream's error codes for batches.
 const (
 	errAtomicDisabled  = 10174 // the stream does not allow atomic batches
 	errBatchTooLarge   = 10199 // more messages than the server's batch limit
 	errBatchDuplicate  = 10201 // a message ID of the batch is stored already
 	errBatchTooMany    = 10210 // too many batches being staged
 	errBatchIncomplete = 10176 // staged messages missing (a leader changed)
+	errFastDisabled    = 10205 // the stream does not allow fast batches
+	errFastUnknown     = 10208 // a fast batch's message after its end
+	errFastTooMany     = 10211 // too many fast batches open
 )
 
 func apiCode(err error) jetstream.ErrorCode {
@@ -571,8 +585,14 @@ func (q *pipeQueue) publish(items []pubItem) (int, bool) {
 	identical := !slices.ContainsFunc(items, func(it pubItem) bool { return it.sent })
 	var fullSince time.Time
 	for attempt := 0; ; attempt++ {
-		if len(items) > 1 && !q.batching.Load() {
+		mode := q.mode.Load()
+		switch {
+		case len(items) > 1 && mode == oneByOne:
 			items, identical = items[:1], false
+		case mode == fastBatches:
+			// It may store a part: an atomic attempt after it
+			// would not be identical.
+			identical = false
 		}
 		bytes := 0
 		for i := range items {
@@ -580,10 +600,12 @@ func (q *pipeQueue) publish(items []pubItem) (int, bool) {
 			bytes += len(items[i].chunk)
 		}
 		ctx, cancel := context.WithTimeout(q.s.elections.context(q.stream), publishTimeout(bytes))
-		err := q.send(ctx, items)
+		n, err := q.send(ctx, mode, items)
 		cancel()
-		if err == nil {
-			return len(items), true
+		if err == nil || n > 0 {
+			// All stored, or the first n (a fast batch stops at a
+			// refused chunk): the rest goes in the next publish.
+			return n, true
 		}
 		switch code := apiCode(err); {
 		case code == errBatchDuplicate:
@@ -601,7 +623,7 @@ func (q *pipeQueue) publish(items []pubItem) (int, bool) {
 			items, identical = items[:len(items)/2], false
 			q.s.log.Warn("JetStream refused a batch as too large; batches halved", "pipe", q.name, "max_batch", len(items))
 			continue
-		case code == errAtomicDisabled:
+		case code == errAtomicDisabled || code == errFastDisabled:
 			// The stream's flag was taken away: set it again, or fall
 			// back to one chunk at a time.
 			q.ensureStream()
@@ -618,7 +640,7 @@ func (q *pipeQueue) publish(items []pubItem) (int, bool) {
 		case errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
 			// The stream went away (deleted by an operator): make it again.
 			q.ensureStream()
-		case code == errBatchTooMany || code == errBatchIncomplete:
+		case code == errBatchTooMany || code == errBatchIncomplete || code == errFastTooMany:
 			// Nothing of it stored: sent again.
 		default:
 			if attempt%20 == 0 {
@@ -633,15 +655,21 @@ func (q *pipeQueue) publish(items []pubItem) (int, bool) {
 	}
 }
 
-// send makes one attempt at publishing items: one alone as a plain
-// publish, more as an atomic batch (JetStream's headers, which nats.go
-// has no API for): every message but the last is staged without a reply,
-// the last commits and carries the batch's answer.
-func (q *pipeQueue) send(ctx context.Context, items []pubItem) error {
+// send makes one attempt at publishing items and returns how many of
+// them, from the first, are stored: one alone as a plain publish, more as
+// a batch of the stream's mode. An atomic batch uses JetStream's headers
+// (nats.go has no API for them): every message but the last is staged
+// without a reply, the last commits and carries the batch's answer.
+func (q *pipeQueue) send(ctx context.Context, mode int32, items []pubItem) (int, error) {
 	if len(items) == 1 {
 		msg := &nats.Msg{Subject: q.subject, Data: items[0].chunk, Header: nats.Header{jetstream.MsgIDHeader: {items[0].id}}}
-		_, err := q.s.js.PublishMsg(ctx, msg)
-		return err
+		if _, err := q.s.js.PublishMsg(ctx, msg); err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	if mode == fastBatches {
+		return q.sendFast(ctx, items)
 	}
 	// A fresh batch ID per attempt: an attempt cut short leaves a staged
 	// batch behind until the server's batch timeout.
@@ -655,15 +683,16 @@ func (q *pipeQueue) send(ctx context.Context, items []pubItem) error {
 		}}
 		if i < len(items)-1 {
 			if err := nc.PublishMsg(msg); err != nil {
-				return err
+				return 0, err
 			}
 			continue
 		}
 		msg.Header[batchCommitHeader] = []string{"1"}
-		_, err := q.s.js.PublishMsg(ctx, msg)
-		return err
+		if _, err := q.s.js.PublishMsg(ctx, msg); err != nil {
+			return 0, err
+		}
 	}
-	return nil
+	return len(items), nil
 }
 
 // Headers of JetStream's atomic batch publishing.
@@ -708,8 +737,9 @@ func PipeStreamConfig(pipe []byte, pipeLimit int64, replicas int) jetstream.Stre
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 		Metadata:    map[string]string{pipeMetadata: jsname.Encode(pipe)},
-		// Publishes are atomic batches (see pipeQueue.publish).
+		// Publishes are batches (see pipeQueue.publish).
 		AllowAtomicPublish: true,
+		AllowBatchPublish:  true,
 	}
 }
 
@@ -805,19 +835,31 @@ func (q *pipeQueue) ensureStream() error {
 		if subj := cfg.Subjects; len(subj) != 1 || subj[0] != q.subject {
 			return fmt.Errorf("stream %s holds %v, not pipe %q", q.stream, subj, q.name)
 		}
-		if !cfg.AllowAtomicPublish {
-			cfg.AllowAtomicPublish = true
+		if !cfg.AllowAtomicPublish || !cfg.AllowBatchPublish {
+			cfg.AllowAtomicPublish, cfg.AllowBatchPublish = true, true
 			info, err := q.s.js.UpdateStream(ctx, cfg)
 			if err != nil {
-				q.s.log.Warn("pipe stream not updated to take atomic batches", "pipe", q.name, "err", err)
+				q.s.log.Warn("pipe stream not updated to take batches", "pipe", q.name, "err", err)
 			} else {
 				cfg = info.CachedInfo().Config
 			}
 		}
-		q.batching.Store(cfg.AllowAtomicPublish)
-		if !cfg.AllowAtomicPublish && !q.s.unbatched.Swap(true) {
-			q.s.log.Warn("JetStream does not take atomic batches (nats-server before 2.12?): pipes' chunks are published one at a time, much slower", "pipe", q.name)
+		// One replica: the server would stage each atomic batch in a
+		// file store of its own and fsync it before the commit (an
+		// I/O round trip per batch, 20 to 100 ms on a busy disk); a
+		// fast batch is stored as it comes.
+		switch {
+		case cfg.Replicas == 1 && cfg.AllowBatchPublish:
+			q.mode.Store(fastBatches)
+		case cfg.AllowAtomicPublish:
+			q.mode.Store(atomicBatches)
+		default:
+			q.mode.Store(oneByOne)
+			if !q.s.unbatched.Swap(true) {
+				q.s.log.Warn("JetStream does not take atomic batches (nats-server before 2.12?): pipes' chunks are published one at a time, much slower", "pipe", q.name)
+			}
 		}
+		q.ready.Store(true)
 		return nil
 	})
 }
