@@ -73,7 +73,12 @@ func dial(ctx context.Context, endpoint string) (net.Conn, error) {
 		return nil, err
 	}
 	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	tuneConn(nc)
+	return nc, nil
 }
 
 // endpointOf renders a listener's bound address back as an endpoint, so
