@@ -1031,11 +1031,28 @@ func (q *pipeQueue) firstUnread(ctx context.Context, cons jetstream.Consumer) (u
 	return first, err
 }
 
-// fetchLoop pulls batches until the spell stops, renewing the lease. Each
+// fetchLoop pulls batches until the spell stops, renewing the lease. Two
+// pulls are open at a time: the next is sent before the chunks of the
+// last are read, so the stream's consumer always has one to fill. Each
 // batch is read to its end, so no delivered chunk is left behind in the
 // client library: all reach the owner, which holds or naks them.
 // It returns the lease's last revision.
 func (q *pipeQueue) fetchLoop(ctx context.Context, cons jetstream.Consumer, r *reading, rev uint64) (uint64, error) {
+	var open jetstream.MessageBatch // the pull sent last, not read yet
+	var openN int
+	read := func() {
+		if open == nil {
+			return
+		}
+		got := 0
+		for m := range open.Messages() {
+			got++
+			q.note(fetched{q: q, r: r, msg: m})
+		}
+		r.give(openN - got)
+		open = nil
+	}
+	defer read()
 	renew := time.Now().Add(leaseRenew)
 	for ctx.Err() == nil {
 		if time.Now().After(renew) {
@@ -1052,6 +1069,7 @@ func (q *pipeQueue) fetchLoop(ctx context.Context, cons jetstream.Consumer, r *r
 		// stream; wait for room no longer than a fetch, to renew the
 		// lease in time.
 		if r.ahead.Load() >= q.s.pipeLimit.Load() {
+			read()
 			select {
 			case <-ctx.Done():
 			case <-time.After(fetchWait / 10):
@@ -1060,11 +1078,13 @@ func (q *pipeQueue) fetchLoop(ctx context.Context, cons jetstream.Consumer, r *r
 		}
 		n := r.take(prefetch/4, fetchWait)
 		if n == 0 {
+			read()
 			continue
 		}
 		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
 			r.give(n)
+			read()
 			if ctx.Err() != nil {
 				return rev, nil
 			}
@@ -1072,12 +1092,8 @@ func (q *pipeQueue) fetchLoop(ctx context.Context, cons jetstream.Consumer, r *r
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			q.note(fetched{q: q, r: r, msg: m})
-		}
-		r.give(n - got)
+		read()
+		open, openN = batch, n
 	}
 	return rev, nil
 }
