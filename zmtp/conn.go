@@ -348,6 +348,10 @@ func (c *Conn) readLoop(announce bool) {
 		}
 		var frames [][]byte
 		frames, err = c.readMessage()
+		if err == errDelivered {
+			err = nil
+			continue
+		}
 		if err != nil {
 			err = c.deadlineErr(err)
 		}
@@ -439,13 +443,7 @@ func (c *Conn) waitReadable() (room int, err error) {
 		}
 	}()
 	for {
-		c.mu.Lock()
-		room = maxBatch
-		if !c.dialed {
-			room = min(room, c.opts.SendQueueMessages-c.queuedMsgs)
-		}
-		blocked := c.paused || room <= 0 || (!c.dialed && c.queuedBytes >= c.opts.SendQueueBytes)
-		c.mu.Unlock()
+		room, blocked := c.room()
 		if !blocked {
 			return room, nil
 		}
@@ -475,6 +473,18 @@ func (c *Conn) waitReadable() (room int, err error) {
 			c.keepPeerAlive()
 		}
 	}
+}
+
+// room is how many messages may be read now (see waitReadable), or
+// blocked.
+func (c *Conn) room() (room int, blocked bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	room = maxBatch
+	if !c.dialed {
+		room = min(room, c.opts.SendQueueMessages-c.queuedMsgs)
+	}
+	return room, c.paused || room <= 0 || (!c.dialed && c.queuedBytes >= c.opts.SendQueueBytes)
 }
 
 // keepAliveEvery is how often a ZMTP 3.1 peer we are not reading is

@@ -229,41 +229,9 @@ func readBuffered(r *bufio.Reader, budget int64, maxFrames int, block *frameBloc
 // decodeMessage is readBuffered for bytes in hand: it returns the message
 // at the start of buf and how many bytes it took, or nil.
 func decodeMessage(buf []byte, budget int64, maxFrames int, block *frameBlock) (frames [][]byte, used int) {
-	pos, total, n := 0, 0, 0
-	for {
-		if pos >= len(buf) {
-			return nil, 0
-		}
-		flags := buf[pos]
-		if flags&^(flagMore|flagLong) != 0 {
-			return nil, 0
-		}
-		var size uint64
-		hdr := 2
-		if flags&flagLong != 0 {
-			hdr = 9
-			if pos+hdr > len(buf) {
-				return nil, 0
-			}
-			size = binary.BigEndian.Uint64(buf[pos+1:])
-		} else if pos+1 < len(buf) {
-			size = uint64(buf[pos+1])
-		} else {
-			return nil, 0 // the size byte has not arrived
-		}
-		if size > uint64(budget) || uint64(len(buf)-pos-hdr) < size {
-			return nil, 0
-		}
-		pos += hdr + int(size)
-		total += int(size)
-		n++
-		budget -= int64(size) + perFrameCost
-		if flags&flagMore == 0 {
-			break
-		}
-		if budget < 0 || n >= maxFrames {
-			return nil, 0
-		}
+	n, total, _ := scanMessage(buf, budget, maxFrames)
+	if n == 0 {
+		return nil, 0
 	}
 	bodies := make([]byte, total)
 	frames = block.take(n)
@@ -284,4 +252,46 @@ func decodeMessage(buf []byte, budget int64, maxFrames int, block *frameBlock) (
 		off += size
 	}
 	return frames, pos
+}
+
+// scanMessage checks that a whole data message within the limits starts
+// buf, and returns how many frames it has, the bytes of their bodies and
+// its length; n is 0 if there is none.
+func scanMessage(buf []byte, budget int64, maxFrames int) (n, total, used int) {
+	pos := 0
+	for {
+		if pos >= len(buf) {
+			return 0, 0, 0
+		}
+		flags := buf[pos]
+		if flags&^(flagMore|flagLong) != 0 {
+			return 0, 0, 0
+		}
+		var size uint64
+		hdr := 2
+		if flags&flagLong != 0 {
+			hdr = 9
+			if pos+hdr > len(buf) {
+				return 0, 0, 0
+			}
+			size = binary.BigEndian.Uint64(buf[pos+1:])
+		} else if pos+1 < len(buf) {
+			size = uint64(buf[pos+1])
+		} else {
+			return 0, 0, 0 // the size byte has not arrived
+		}
+		if size > uint64(budget) || uint64(len(buf)-pos-hdr) < size {
+			return 0, 0, 0
+		}
+		pos += hdr + int(size)
+		total += int(size)
+		n++
+		budget -= int64(size) + perFrameCost
+		if flags&flagMore == 0 {
+			return n, total, pos
+		}
+		if budget < 0 || n >= maxFrames {
+			return 0, 0, 0
+		}
+	}
 }

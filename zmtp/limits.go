@@ -102,6 +102,12 @@ type readState struct {
 	due      time.Time // when it must be complete
 	arrived  time.Time // when the bytes awaitMessage waited for came
 	idleAt   time.Time // the idle deadline set on the socket, if any
+
+	// TCP only, see drained_linux.go: inqOn, TCP_INQ is on; waitFirst,
+	// readInto waits before reading; inPlace, what deliverInPlace did.
+	inqOn     bool
+	waitFirst bool
+	inPlace   inPlace
 }
 
 // sooner is t, or the message's deadline if that comes first.
@@ -127,6 +133,7 @@ func (c *Conn) initReadState(hsr *bufio.Reader, g *Guard) {
 	}
 	c.rs.guard = g
 	c.rs.conn = c
+	c.rs.useINQ(c.nc)
 	c.rs.inqFn = c.rs.inq
 	c.rs.readFn = c.rs.readInto
 }

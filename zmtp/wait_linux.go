@@ -16,8 +16,15 @@ func (c *Conn) readSmall() error {
 	if rs.rc == nil {
 		return nil
 	}
+	rs.waitFirst, rs.inPlace = false, inPlaceNo
 	if err := rs.rc.Read(rs.readFn); err != nil {
 		return err
+	}
+	switch rs.inPlace {
+	case inPlaceDelivered:
+		return errDelivered
+	case inPlaceClosed:
+		return ErrClosed
 	}
 	if rs.smallErr != 0 {
 		return rs.smallErr
@@ -30,10 +37,22 @@ func (c *Conn) readSmall() error {
 }
 
 // readInto is the function given to RawConn.Read: false asks it to wait
-// until the socket is readable.
+// until the socket is readable. On TCP it may deliver what it read itself
+// and wait again, staying in one RawConn.Read (see deliverInPlace).
 func (rs *readState) readInto(fd uintptr) bool {
 	for {
-		n, _, errno := syscall.Syscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&rs.small[0])), uintptr(len(rs.small)))
+		if rs.waitFirst {
+			rs.waitFirst = false
+			return false
+		}
+		var n uintptr
+		var errno syscall.Errno
+		left := -1
+		if rs.inqOn {
+			n, left, errno = recvINQ(fd, rs.small[:])
+		} else {
+			n, _, errno = syscall.Syscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&rs.small[0])), uintptr(len(rs.small)))
+		}
 		switch errno {
 		case syscall.EINTR:
 			continue
@@ -41,7 +60,13 @@ func (rs *readState) readInto(fd uintptr) bool {
 			return false
 		}
 		rs.smallN, rs.smallErr = int(n), errno
-		return true
+		if errno != 0 || n == 0 || left != 0 {
+			return true
+		}
+		if rs.inPlace = rs.conn.deliverInPlace(); rs.inPlace != inPlaceWait {
+			return true
+		}
+		rs.waitFirst = true
 	}
 }
 
