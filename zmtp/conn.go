@@ -732,6 +732,7 @@ func pingData(ttl time.Duration) []byte {
 // frames are copied into a scratch buffer, large frames are written from
 // where they are.
 type batchWriter struct {
+	grown   bool // the send buffer was grown for a bigFrame
 	scratch []byte
 	bufs    net.Buffers
 	// out is what WriteTo consumes: a field, as a local Buffers would
@@ -765,6 +766,10 @@ func (w *batchWriter) write(nc net.Conn, batch []Outgoing, sealer *curveSealer) 
 			if len(f) <= copyLimit {
 				w.scratch = append(w.scratch, f...)
 				continue
+			}
+			if len(f) >= bigFrame && !w.grown {
+				w.grown = true
+				growSendBuffer(nc)
 			}
 			w.bufs = append(w.bufs, w.scratch[segStart:], f)
 			segStart = len(w.scratch)
@@ -808,6 +813,10 @@ func (w *batchWriter) writeSealed(nc net.Conn, batch []Outgoing, s *curveSealer)
 			w.scratch = s.appendFrame(w.scratch, curveCommand, o.command, o.Frames[0])
 		} else {
 			for j, f := range o.Frames {
+				if len(f) >= bigFrame && !w.grown {
+					w.grown = true
+					growSendBuffer(nc)
+				}
 				var inner byte
 				if j < len(o.Frames)-1 {
 					inner = curveMore

@@ -73,12 +73,7 @@ func dial(ctx context.Context, endpoint string) (net.Conn, error) {
 		return nil, err
 	}
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	tuneConn(nc)
-	return nc, nil
+	return d.DialContext(ctx, network, addr)
 }
 
 // endpointOf renders a listener's bound address back as an endpoint, so

@@ -9,9 +9,11 @@ import (
 	"testing"
 )
 
-// Both ends of an ipc connection get the larger send buffer: what Linux
-// makes of the request (twice it, the request capped at
-// net.core.wmem_max), not the system default.
+// An ipc connection keeps the system's send buffer until it writes a
+// bigFrame, then has the larger one: what Linux makes of the request
+// (twice it, the request capped at net.core.wmem_max). Checked on both
+// ends: the dialed one sends the large message, the accepted one echoes
+// it.
 func TestIPCSendBuffer(t *testing.T) {
 	want := 2 * ipcSendBuffer
 	if b, err := os.ReadFile("/proc/sys/net/core/wmem_max"); err == nil {
@@ -22,16 +24,43 @@ func TestIPCSendBuffer(t *testing.T) {
 	ts := startServer(t, abstractEndpoint(t), Options{}, nil)
 	c := dialT(t, ts.endpoint(), Options{})
 	accepted := ts.next(Connected).Conn
-	for name, nc := range map[string]net.Conn{"accepted": accepted.nc, "dialed": c.nc} {
+	sndbuf := func(nc net.Conn) int {
 		rc, err := nc.(*net.UnixConn).SyscallConn()
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got int
+		var n int
 		var serr error
-		rc.Control(func(fd uintptr) { got, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF) })
-		if serr != nil || got != want {
-			t.Errorf("%s connection: SO_SNDBUF %d (%v), want %d", name, got, serr, want)
+		rc.Control(func(fd uintptr) { n, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF) })
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		return n
+	}
+	ends := map[string]net.Conn{"accepted": accepted.nc, "dialed": c.nc}
+	before := map[string]int{}
+	for name, nc := range ends {
+		before[name] = sndbuf(nc)
+	}
+	echoOf := func(size int) {
+		t.Helper()
+		if err := c.Send([][]byte{make([]byte, size)}); err != nil {
+			t.Fatal(err)
+		}
+		if msg, err := recvTimeout(t, c, testTimeout); err != nil || len(msg) != 1 || len(msg[0]) != size {
+			t.Fatalf("echo of %d bytes: %v", size, err)
+		}
+	}
+	echoOf(bigFrame - 1)
+	for name, nc := range ends {
+		if got := sndbuf(nc); got != before[name] {
+			t.Errorf("%s connection after a frame under bigFrame: SO_SNDBUF %d, want the default %d", name, got, before[name])
+		}
+	}
+	echoOf(bigFrame)
+	for name, nc := range ends {
+		if got := sndbuf(nc); got != want {
+			t.Errorf("%s connection after a bigFrame: SO_SNDBUF %d, want %d", name, got, want)
 		}
 	}
 }

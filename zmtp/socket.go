@@ -214,7 +214,6 @@ func (s *Socket) serve(id uint64, nc net.Conn, peer Peer) {
 	}
 	s.pending[nc] = struct{}{}
 	s.mu.Unlock()
-	tuneConn(nc)
 	br := bufio.NewReaderSize(nc, handshakeBufferSize)
 	hs, err := handshake(nc, br, &s.opts, true)
 	s.mu.Lock()
