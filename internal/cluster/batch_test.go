@@ -159,7 +159,7 @@ func publishWithin(t *testing.T, q *pipeQueue, items []pubItem) int {
 func TestPipeBatchRetry(t *testing.T) {
 	c := natstest.Start(t, 1)
 	js := c.Nodes[0].JS
-	s := NewPipeStore(js, PipeConfig{Replicas: 1, PipeLimit: 1 << 20, Logger: testLog})
+	s := NewPipeStore(js, PipeConfig{Replicas: 1, PipeLimit: 8 << 20, Logger: testLog})
 	t.Cleanup(func() { s.Close() })
 	q := s.Queue("retried").(*pipeQueue)
 	if err := q.ensureStream(); err != nil {
@@ -289,5 +289,38 @@ func TestPipeBatchFallback(t *testing.T) {
 	}
 	if h.store.batched.Load() == 0 {
 		t.Fatal("no chunk was published in a batch after the update")
+	}
+}
+
+// Small chunks in a replicated pipe with a small limit: a chunk takes
+// far more room in the stream than its data (subject, message and batch
+// headers, the store's record), and an atomic batch that could never fit
+// in the empty stream would hold the writer for ever. Every chunk is read,
+// in order.
+func TestPipeBatchOfSmallChunksFits(t *testing.T) {
+	c := natstest.Start(t, 3)
+	const limit = 16 << 10
+	a, r := startPipeHost(t, c.Nodes[0], limit), startPipeHost(t, c.Nodes[2], limit)
+	const pipe, n = "small", 600
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	w := dial(t, a, pipe)
+	writeErr := make(chan error, 1)
+	go func() {
+		pl := client.NewPipeline(200)
+		for i := range n {
+			if err := pl.Add(ctx, w.WriteAsync(pipe, binary.BigEndian.AppendUint64(nil, uint64(i)))); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+		writeErr <- pl.Flush(ctx)
+	}()
+	readChunks(ctx, t, dial(t, r, pipe), pipe, 0, n)
+	if err := <-writeErr; err != nil {
+		t.Fatal(err)
+	}
+	if a.store.batched.Load() == 0 {
+		t.Fatal("no chunk was published in a batch")
 	}
 }

@@ -508,6 +508,9 @@ func (q *pipeQueue) takeBatch() []pubItem {
 		limit = int(q.s.maxBatch.Load())
 	}
 	maxBytes := min(batchBytes, q.s.pipeLimit.Load()/4)
+	// A chunk counts in the stream's MaxBytes with its subject, headers
+	// and record: small chunks take several times their size.
+	overhead := int64(len(q.subject) + chunkOverhead)
 	q.pubMu.Lock()
 	defer q.pubMu.Unlock()
 	if len(q.pubQueue) == 0 {
@@ -515,8 +518,8 @@ func (q *pipeQueue) takeBatch() []pubItem {
 		return nil
 	}
 	n, bytes := 0, int64(0)
-	for n < len(q.pubQueue) && n < limit && (n == 0 || bytes+int64(len(q.pubQueue[n].chunk)) <= maxBytes) {
-		bytes += int64(len(q.pubQueue[n].chunk))
+	for n < len(q.pubQueue) && n < limit && (n == 0 || bytes+int64(len(q.pubQueue[n].chunk))+overhead <= maxBytes) {
+		bytes += int64(len(q.pubQueue[n].chunk)) + overhead
 		n++
 	}
 	items := slices.Clone(q.pubQueue[:n])
@@ -539,10 +542,14 @@ func (q *pipeQueue) takeBatch() []pubItem {
 // halves its batches until one fits); batchBytes bounds a batch's bytes,
 // and so does a quarter of the pipe limit: a full stream (DiscardNew)
 // refuses a batch whole, so a batch must fit in a stream with others'
-// chunks in it.
+// chunks in it. A batch's bytes are those the stream counts: each chunk's
+// data, subject and chunkOverhead (its headers, message ID and in an
+// atomic batch the batch's ID, sequence and commit, under 200 bytes; the
+// store's record, 30).
 const (
 	maxAtomicBatch = 1000
 	batchBytes     = 1 << 20
+	chunkOverhead  = 256
 )
 
 // JetStream's error codes for batches.
