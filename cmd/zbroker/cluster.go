@@ -92,12 +92,12 @@ func (f *clusterFlags) start(log *slog.Logger, zp *zpipes.Options, kv *clone.Opt
 	}
 	stop := node.Close
 	// A chunk travels as one NATS message (with a few headers).
-	if maxChunk := node.Conn.MaxPayload() - 4096; zp.MaxChunkSize > maxChunk {
+	if maxChunk := node.Conn.MaxPayload() - cluster.ChunkRoom; zp.MaxChunkSize > maxChunk {
 		log.Info("cluster mode: chunks limited by the NATS max payload", "max_chunk", maxChunk)
 		zp.MaxChunkSize = maxChunk
 	}
 	o := zp.WithDefaults()
-	f.pipes = cluster.NewPipeStore(node.JS, cluster.PipeConfig{Replicas: node.Replicas, PipeLimit: o.PipeLimit, MaxUnacked: o.MaxUnacked, Logger: log})
+	f.pipes = cluster.NewPipeStore(node.JS, cluster.PipeConfig{Replicas: node.Replicas, PipeLimit: o.PipeLimit, MaxChunk: o.MaxChunkSize, MaxUnacked: o.MaxUnacked, Logger: log})
 	zp.Store = f.pipes
 	if serveClone {
 		bctx, cancel := context.WithTimeout(ctx, f.cfg.Wait)

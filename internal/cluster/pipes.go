@@ -66,7 +66,8 @@ type PipeStore struct {
 	js        jetstream.JetStream
 	log       *slog.Logger
 	replicas  int
-	pipeLimit atomic.Int64 // changed by SetPipeLimit
+	pipeLimit atomic.Int64 // the streams' MaxBytes; changed by SetPipeLimit
+	maxChunk  int64
 	limitMu   sync.Mutex   // one updateLimits at a time
 	// reclaim attempts ended, streams they deleted, and chunks stored
 	// in batches of more than one (for tests).
@@ -138,8 +139,10 @@ type (
 // PipeConfig configures a PipeStore.
 type PipeConfig struct {
 	Replicas int
-	// PipeLimit is each stream's MaxBytes.
+	// PipeLimit is each stream's MaxBytes, raised to hold one chunk of
+	// MaxChunk bytes (see streamBytes).
 	PipeLimit int64
+	MaxChunk  int64
 	// MaxUnacked is what an acknowledging reader may hold
 	// unacknowledged (zpipes.Options.MaxUnacked): the consumer lets
 	// that many chunks beyond the read-ahead be delivered unacknowledged.
@@ -151,7 +154,7 @@ type PipeConfig struct {
 func NewPipeStore(js jetstream.JetStream, cfg PipeConfig) *PipeStore {
 	log := cfg.Logger
 	s := &PipeStore{
-		js: js, log: log.With("component", "zpipes-js"), replicas: cfg.Replicas, maxUnacked: cfg.MaxUnacked,
+		js: js, log: log.With("component", "zpipes-js"), replicas: cfg.Replicas, maxUnacked: cfg.MaxUnacked, maxChunk: cfg.MaxChunk,
 		notes:   make(chan zpipes.Note, 4*prefetch),
 		queues:  map[string]*pipeQueue{},
 		acks:    map[any]*deque.Deque[*appendAck]{},
@@ -160,7 +163,7 @@ func NewPipeStore(js jetstream.JetStream, cfg PipeConfig) *PipeStore {
 		leases:  newLeases(js, cfg.Replicas, log),
 		leaving: map[*reading]bool{},
 	}
-	s.pipeLimit.Store(cfg.PipeLimit)
+	s.pipeLimit.Store(s.streamBytes(cfg.PipeLimit))
 	s.maxBatch.Store(maxAtomicBatch)
 	var nc *nats.Conn
 	if js != nil {
@@ -780,9 +783,23 @@ func (s *PipeStore) context(d time.Duration) (context.Context, context.CancelFun
 // it drops nothing (DiscardNew): a stream over the new limit refuses
 // chunks until its reader brings it under.
 func (s *PipeStore) SetPipeLimit(n int64) {
-	s.pipeLimit.Store(n)
+	s.pipeLimit.Store(s.streamBytes(n))
 	s.wg.Go(s.updateLimits)
 }
+
+// streamBytes is the MaxBytes of a stream for pipe limit n: n, but at
+// least room for one chunk of the largest size with its subject and
+// headers. One host takes any chunk into a pipe below its limit; a
+// stream refuses a chunk bigger than its MaxBytes for ever, so a WRITE
+// of one would never be answered.
+func (s *PipeStore) streamBytes(n int64) int64 {
+	return max(n, s.maxChunk+ChunkRoom)
+}
+
+// ChunkRoom is what a chunk takes in a stream beyond its data, with
+// margin: its subject (a pipe name encoded, at most about 600 bytes),
+// headers and record.
+const ChunkRoom = 4096
 
 // updateLimits gives every pipe stream the current limit. One update runs
 // at a time, each reading the limit afresh, so the last reload wins.

@@ -35,10 +35,18 @@ func startPipeHost(t *testing.T, n *natsnode.Node, pipeLimit int64) *pipeHost {
 // startPipeHostJS starts a host on js (a node's, or a wrapper of it).
 func startPipeHostJS(t *testing.T, js jetstream.JetStream, replicas int, pipeLimit int64) *pipeHost {
 	t.Helper()
-	st := NewPipeStore(js, PipeConfig{Replicas: replicas, PipeLimit: pipeLimit, MaxUnacked: maxUnacked, Logger: testLog})
+	return startPipeHostConfig(t, js, PipeConfig{Replicas: replicas, PipeLimit: pipeLimit})
+}
+
+// startPipeHostConfig starts a host on js with the store's cfg (its
+// MaxUnacked and Logger are the tests').
+func startPipeHostConfig(t *testing.T, js jetstream.JetStream, cfg PipeConfig) *pipeHost {
+	t.Helper()
+	cfg.MaxUnacked, cfg.Logger = maxUnacked, testLog
+	st := NewPipeStore(js, cfg)
 	srv, err := zpipes.Start(zpipes.Options{
 		Name:       fmt.Sprintf("zp-%d-%d", os.Getpid(), nameSeq.Add(1)),
-		PipeLimit:  pipeLimit,
+		PipeLimit:  cfg.PipeLimit,
 		MaxUnacked: maxUnacked,
 		Store:      st,
 		Logger:     testLog,
