@@ -68,7 +68,7 @@ type PipeStore struct {
 	replicas  int
 	pipeLimit atomic.Int64 // the streams' MaxBytes; changed by SetPipeLimit
 	maxChunk  int64
-	limitMu   sync.Mutex   // one updateLimits at a time
+	limitMu   sync.Mutex // one updateLimits at a time
 	// reclaim attempts ended, streams they deleted, and chunks stored
 	// in batches of more than one (for tests).
 	reclaims, reclaimed, batched atomic.Int64
