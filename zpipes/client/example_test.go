@@ -114,17 +114,20 @@ func ExampleNewWriter() {
 	}
 	defer consumer.Disconnect()
 
+	written := make(chan error, 1)
 	go func() {
 		w := client.NewWriter(producer, "text", client.WithEOS())
 		io.Copy(w, strings.NewReader("one stream,\nmany chunks\n"))
-		if err := w.Close(); err != nil { // waits for every OK
-			log.Fatal(err)
-		}
+		written <- w.Close() // waits for every OK
 	}()
 
 	r := client.NewReader(consumer, "text", client.WithEOS())
 	defer r.Close()
 	if _, err := io.Copy(os.Stdout, r); err != nil { // ends at the EOS chunk
+		log.Fatal(err)
+	}
+	// The EOS chunk can arrive before the writer has its OK.
+	if err := <-written; err != nil {
 		log.Fatal(err)
 	}
 	// Output:
