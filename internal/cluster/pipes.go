@@ -1055,15 +1055,18 @@ func (q *pipeQueue) firstUnread(ctx context.Context, cons jetstream.Consumer) (u
 	return first, err
 }
 
-// fetchLoop pulls batches until the spell stops, renewing the lease. Two
-// pulls are open at a time: the next is sent before the chunks of the
-// last are read, so the stream's consumer always has one to fill. Each
-// batch is read to its end, so no delivered chunk is left behind in the
-// client library: all reach the owner, which holds or naks them.
+// fetchLoop pulls batches until the spell stops, renewing the lease.
+// While pulls come back full (the stream has a backlog), two are open at a
+// time: the next is sent before the chunks of the last are read, so the
+// stream's consumer always has one to fill. Otherwise one: a pull on an
+// idle stream waits fetchWait, and a stopping spell waits for its pulls.
+// Each batch is read to its end, so no delivered chunk is left behind in
+// the client library: all reach the owner, which holds or naks them.
 // It returns the lease's last revision.
 func (q *pipeQueue) fetchLoop(ctx context.Context, cons jetstream.Consumer, r *reading, rev uint64) (uint64, error) {
 	var open jetstream.MessageBatch // the pull sent last, not read yet
 	var openN int
+	full := false // the last pull read came back full
 	read := func() {
 		if open == nil {
 			return
@@ -1074,7 +1077,7 @@ func (q *pipeQueue) fetchLoop(ctx context.Context, cons jetstream.Consumer, r *r
 			q.note(fetched{q: q, r: r, msg: m})
 		}
 		r.give(openN - got)
-		open = nil
+		open, full = nil, got == openN
 	}
 	defer read()
 	renew := time.Now().Add(leaseRenew)
@@ -1118,6 +1121,9 @@ func (q *pipeQueue) fetchLoop(ctx context.Context, cons jetstream.Consumer, r *r
 		}
 		read()
 		open, openN = batch, n
+		if !full {
+			read()
+		}
 	}
 	return rev, nil
 }
