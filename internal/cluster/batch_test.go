@@ -25,14 +25,22 @@ func writerChunk(w, i int) []byte {
 // Writers on two hosts pipeline into one pipe whose stream limit holds
 // them back: their batches are refused as full and held, with the OKs
 // withheld. Once the reader, on a third host, frees room, every chunk is
-// read, each writer's in order, none twice. (One node: TestPipeAcrossHosts
-// and cmd/zbroker's TestClusterFailover cover three.)
+// read, each writer's in order, none twice.
 func TestPipeBatchedWriters(t *testing.T) {
 	c := natstest.Start(t, 1)
+	testBatchedWriters(t, c.Nodes, "batched")
+}
+
+// testBatchedWriters runs the writers on the first two nodes' hosts and
+// the reader on the last node's. On one node the stream takes fast
+// batches, on three atomic ones (TestPipeAcrossHosts runs it there).
+func testBatchedWriters(t *testing.T, nodes []*natsnode.Node, pipe string) {
 	const limit = 16 << 10
-	n := c.Nodes[0]
-	a, b, r := startPipeHost(t, n, limit), startPipeHost(t, n, limit), startPipeHost(t, n, limit)
-	const pipe, writers, each = "batched", 6, 150
+	a := startPipeHost(t, nodes[0], limit)
+	b := startPipeHost(t, nodes[1%len(nodes)], limit)
+	r := startPipeHost(t, nodes[len(nodes)-1], limit)
+	n := nodes[0]
+	const writers, each = 6, 100
 	ctx, cancel := context.WithTimeout(context.Background(), 2*testTimeout)
 	defer cancel()
 	done := make(chan error, writers)

@@ -160,6 +160,8 @@ func TestPipeAcrossHosts(t *testing.T) {
 	if cfg.Discard != jetstream.DiscardNew || cfg.MaxBytes != limit || cfg.MaxMsgs > 0 || cfg.Replicas != 3 {
 		t.Fatalf("stream config %+v", cfg)
 	}
+	// Many writers on replicated streams: atomic batches.
+	testBatchedWriters(t, c.Nodes, "batched")
 }
 
 // An acknowledging reader holds more chunks unacknowledged than the
