@@ -13,19 +13,24 @@ func TestHoldFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sock.Close() })
-	peers := []*Conn{dialT(t, sock.Endpoint(), Options{}), dialT(t, sock.Endpoint(), Options{})}
-	var conns []*Conn
-	for len(conns) < len(peers) {
-		select {
-		case b := <-sock.Events():
-			for _, ev := range b.Events {
-				if ev.Type == Connected {
-					conns = append(conns, ev.Conn)
+	// Dialled one at a time, each awaited: the socket's Connected events
+	// come in handshake order, not dial order, and conns[i] must be
+	// peers[i]'s connection for the Send after Flush below.
+	var peers, conns []*Conn
+	for len(peers) < 2 {
+		peers = append(peers, dialT(t, sock.Endpoint(), Options{}))
+		for len(conns) < len(peers) {
+			select {
+			case b := <-sock.Events():
+				for _, ev := range b.Events {
+					if ev.Type == Connected {
+						conns = append(conns, ev.Conn)
+					}
 				}
+				b.Release()
+			case <-time.After(testTimeout):
+				t.Fatal("peer not connected")
 			}
-			b.Release()
-		case <-time.After(testTimeout):
-			t.Fatal("peers not connected")
 		}
 	}
 	sock.Hold()
