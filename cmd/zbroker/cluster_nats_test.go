@@ -85,7 +85,8 @@ func TestClusterReloadPipeLimit(t *testing.T) {
 		t.Skip("starts a broker with an embedded NATS node")
 	}
 	cfg := filepath.Join(t.TempDir(), "zbroker.conf")
-	writeFile(t, cfg, "pipe-limit 64KiB\n")
+	// max-chunk below the limit: a stream holds at least one largest chunk.
+	writeFile(t, cfg, "pipe-limit 64KiB\nmax-chunk 16KiB\n")
 	var n *node
 	for attempt := 0; ; attempt++ {
 		n = &node{args: []string{"--config", cfg, "--data-dir", t.TempDir(),
@@ -122,7 +123,7 @@ func TestClusterReloadPipeLimit(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	writeFile(t, cfg, "pipe-limit 1MiB\n")
+	writeFile(t, cfg, "pipe-limit 1MiB\nmax-chunk 16KiB\n")
 	n.cmd.Process.Signal(syscall.SIGHUP)
 	for i, p := range pending {
 		if _, err := p.Wait(ctx); err != nil {
