@@ -1,6 +1,3 @@
-// Package zpipes is the broker side of the zpipes service: named pipes of
-// binary chunks between processes, spoken over ZeroMQ (see README.md for
-// the wire protocol and the guarantees).
 package zpipes
 
 import "fmt"

@@ -26,7 +26,6 @@ import (
 	"github.com/zbroker/zbroker/internal/interop"
 	"github.com/zbroker/zbroker/internal/jsname"
 	"github.com/zbroker/zbroker/zpipes"
-	"github.com/zbroker/zbroker/zpipes/client"
 )
 
 // arg is the value of flag in n's command line.
@@ -148,8 +147,8 @@ func (o *okTimes) stall(t0, t1 time.Time) time.Duration {
 // goWriter writes chunks "go-%06d" from index from on, with window
 // WRITEs in flight, until stop is closed; it returns the index after the
 // last it wrote, all acknowledged unless err is set.
-func goWriter(ctx context.Context, c *client.Client, pipe string, from, window int, oks *okTimes, stop <-chan struct{}) (int, error) {
-	var inflight []*client.Pending
+func goWriter(ctx context.Context, c *zpipes.Client, pipe string, from, window int, oks *okTimes, stop <-chan struct{}) (int, error) {
+	var inflight []*zpipes.Pending
 	wait := func() error {
 		_, err := inflight[0].Wait(ctx)
 		inflight = inflight[1:]
@@ -237,8 +236,8 @@ func (r *readTally) state() (reads, dups int, next map[string]int, err error) {
 // moves) it goes on from the node moves gives, retrying while that node
 // refuses it as a second reader (until the dead host's lease expires).
 func readPipe(ctx context.Context, t *testing.T, host *node, pipe string, tally *readTally, moves <-chan *node) {
-	connect := func(n *node) *client.Client {
-		c, err := client.Dial(ctx, n.args[len(n.args)-1])
+	connect := func(n *node) *zpipes.Client {
+		c, err := zpipes.Dial(ctx, n.args[len(n.args)-1])
 		if err == nil {
 			err = c.Open(ctx, pipe)
 		}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/zbroker/zbroker/internal/jsname"
 	"github.com/zbroker/zbroker/internal/natsnode/natstest"
-	"github.com/zbroker/zbroker/zpipes/client"
+	"github.com/zbroker/zbroker/zpipes"
 )
 
 // zbroker --nats on an existing NATS cluster (here three JetStream nodes in
@@ -105,7 +105,7 @@ func TestClusterReloadPipeLimit(t *testing.T) {
 	defer cancel()
 	w := pipeClient(t, n)
 	// 8 chunks of 16 KiB: the stream (64 KiB) refuses the last ones.
-	var pending []*client.Pending
+	var pending []*zpipes.Pending
 	for range 8 {
 		pending = append(pending, w.WriteAsync("p", make([]byte, 16<<10)))
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/zbroker/zbroker/clone"
 	"github.com/zbroker/zbroker/internal/natsnode/natstest"
-	"github.com/zbroker/zbroker/zpipes/client"
+	"github.com/zbroker/zbroker/zpipes"
 )
 
 // asZbroker makes the test binary run as zbroker when re-executed.
@@ -128,11 +128,11 @@ func startProcessCluster(t *testing.T) []*node {
 	}
 }
 
-func pipeClient(t *testing.T, n *node) *client.Client {
+func pipeClient(t *testing.T, n *node) *zpipes.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, n.args[len(n.args)-1])
+	c, err := zpipes.Dial(ctx, n.args[len(n.args)-1])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/zbroker/zbroker/internal/units"
 	"github.com/zbroker/zbroker/zpipes"
-	"github.com/zbroker/zbroker/zpipes/client"
 )
 
 func writeFile(t *testing.T, path, text string) {
@@ -73,7 +72,7 @@ log-format json
 		t.Errorf("bare \"no-clone\" in the file did not apply:\n%s", ready)
 	}
 	// The name from the file is the one served.
-	c, err := client.Dial(context.Background(), name)
+	c, err := zpipes.Dial(context.Background(), name)
 	if err != nil {
 		t.Fatalf("broker named in the file: %v", err)
 	}
@@ -161,7 +160,7 @@ func TestSIGHUPReloads(t *testing.T) {
 
 	// Fill the pipe past 64KiB: the last WRITEs are held back until the
 	// reload raises the limit (nobody reads the pipe).
-	c, err := client.Dial(context.Background(), name)
+	c, err := zpipes.Dial(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +170,7 @@ func TestSIGHUPReloads(t *testing.T) {
 	if err := c.Open(ctx, "p"); err != nil {
 		t.Fatal(err)
 	}
-	var pending []*client.Pending
+	var pending []*zpipes.Pending
 	for range 8 {
 		pending = append(pending, c.WriteAsync("p", make([]byte, 16<<10)))
 	}
@@ -193,7 +192,7 @@ func TestSIGHUPReloads(t *testing.T) {
 			t.Fatalf("WRITE %d after raising the limit: %v", i, err)
 		}
 	}
-	c2, err := client.Dial(context.Background(), name)
+	c2, err := zpipes.Dial(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +228,7 @@ func TestReadyNotifiesServiceManager(t *testing.T) {
 		t.Fatalf("notify socket got %q, %v; want READY=1", buf[:n], err)
 	}
 	// By then every endpoint answers.
-	if c, err := client.DialEndpoint(context.Background(), zpipes.Endpoint(name)); err != nil {
+	if c, err := zpipes.DialEndpoint(context.Background(), zpipes.Endpoint(name)); err != nil {
 		t.Fatalf("zpipes not bound at READY=1: %v", err)
 	} else {
 		c.Disconnect()

@@ -15,7 +15,7 @@ import (
 	"github.com/zbroker/zbroker/internal/interop"
 	"github.com/zbroker/zbroker/majordomo"
 	"github.com/zbroker/zbroker/zmtp"
-	"github.com/zbroker/zbroker/zpipes/client"
+	"github.com/zbroker/zbroker/zpipes"
 )
 
 // keygenFile runs "zbroker keygen --secret-file" and returns the printed
@@ -153,7 +153,7 @@ func TestCurveServicesInterop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	curve := &zmtp.CurveOptions{PublicKey: goPub, SecretKey: goSec, ServerKey: serverKey}
-	c, err := client.DialEndpoint(ctx, eps["zpipes"], client.WithCurve(curve))
+	c, err := zpipes.DialEndpoint(ctx, eps["zpipes"], zpipes.WithCurve(curve))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,13 +170,13 @@ func TestCurveServicesInterop(t *testing.T) {
 
 	// A key not on the list is refused, and the log says so.
 	stranger, strangerSec, _ := zmtp.NewCurveKeyPair()
-	_, err = client.DialEndpoint(ctx, eps["zpipes"], client.WithCurve(&zmtp.CurveOptions{PublicKey: stranger, SecretKey: strangerSec, ServerKey: serverKey}))
+	_, err = zpipes.DialEndpoint(ctx, eps["zpipes"], zpipes.WithCurve(&zmtp.CurveOptions{PublicKey: stranger, SecretKey: strangerSec, ServerKey: serverKey}))
 	if err == nil || !strings.Contains(err.Error(), "400") {
 		t.Fatalf("stranger: %v, want a refusal", err)
 	}
 	waitLog(t, log, "peer refused in handshake", stranger.String(), "not in the admitted client keys")
 	// A NULL client on tcp is refused too.
-	if _, err = client.DialEndpoint(ctx, eps["zpipes"]); err == nil || !strings.Contains(err.Error(), "mechanism mismatch") {
+	if _, err = zpipes.DialEndpoint(ctx, eps["zpipes"]); err == nil || !strings.Contains(err.Error(), "mechanism mismatch") {
 		t.Fatalf("NULL client on tcp: %v", err)
 	}
 	waitLog(t, log, "peer offers NULL, this endpoint requires CURVE")

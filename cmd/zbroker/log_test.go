@@ -10,7 +10,7 @@ import (
 
 	"github.com/zbroker/zbroker/clone"
 	"github.com/zbroker/zbroker/majordomo"
-	"github.com/zbroker/zbroker/zpipes/client"
+	"github.com/zbroker/zbroker/zpipes"
 )
 
 // uniqueKeys reads one JSON value and fails on an object that repeats a
@@ -57,7 +57,7 @@ func TestLogLinesJSONWithoutRepeatedKeys(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	zc, err := client.Dial(ctx, name)
+	zc, err := zpipes.Dial(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}

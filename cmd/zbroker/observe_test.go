@@ -17,7 +17,6 @@ import (
 	"github.com/zbroker/zbroker/internal/observe"
 	"github.com/zbroker/zbroker/internal/testuser"
 	"github.com/zbroker/zbroker/zpipes"
-	zpclient "github.com/zbroker/zbroker/zpipes/client"
 )
 
 // The broker serves --http and answers `zbroker status` with what it
@@ -32,7 +31,7 @@ func TestStatusAndHTTP(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := zpclient.Dial(ctx, name)
+	c, err := zpipes.Dial(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +169,7 @@ func TestControlEndpointLibzmqAndAccess(t *testing.T) {
 	defer stopRun(t, out, done)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := zpclient.Dial(ctx, name)
+	c, err := zpipes.Dial(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}

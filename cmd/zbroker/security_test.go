@@ -16,7 +16,7 @@ import (
 	"github.com/zbroker/zbroker/internal/interop"
 	"github.com/zbroker/zbroker/internal/testuser"
 	"github.com/zbroker/zbroker/majordomo"
-	"github.com/zbroker/zbroker/zpipes/client"
+	"github.com/zbroker/zbroker/zpipes"
 )
 
 func TestExposedTCP(t *testing.T) {
@@ -63,7 +63,7 @@ func TestIPCDir(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.DialEndpoint(ctx, "ipc://"+filepath.Join(dir, "zpipes"))
+	c, err := zpipes.DialEndpoint(ctx, "ipc://"+filepath.Join(dir, "zpipes"))
 	if err != nil {
 		t.Fatalf("client over --ipc-dir: %v", err)
 	}
@@ -150,7 +150,7 @@ func TestOtherUIDRefusedByServices(t *testing.T) {
 
 	name := uniqueName("uid")
 	log, done := startRun(t, "--mdp-heartbeat", "200ms", name)
-	zc, err := client.Dial(ctx, name)
+	zc, err := zpipes.Dial(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/zbroker/zbroker/internal/units"
 	"github.com/zbroker/zbroker/zmtp"
 	"github.com/zbroker/zbroker/zpipes"
-	"github.com/zbroker/zbroker/zpipes/client"
 )
 
 func main() {
@@ -162,7 +161,7 @@ func timedOut(err error, cfg config) error {
 
 // connect dials the broker; with ping --wait it retries while no broker
 // listens, until the broker starts or the wait is over.
-func connect(ctx context.Context, cfg config) (*client.Client, error) {
+func connect(ctx context.Context, cfg config) (*zpipes.Client, error) {
 	endpoint := cfg.endpoint
 	who := "broker at " + endpoint
 	if endpoint == "" {
@@ -172,21 +171,21 @@ func connect(ctx context.Context, cfg config) (*client.Client, error) {
 	waitUntil := time.Now().Add(cfg.wait)
 	for {
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-		c, err := client.DialEndpoint(dctx, endpoint, client.WithBrokerUID(cfg.uid), client.WithCurve(cfg.curveOpts))
+		c, err := zpipes.DialEndpoint(dctx, endpoint, zpipes.WithBrokerUID(cfg.uid), zpipes.WithCurve(cfg.curveOpts))
 		cancel()
 		switch {
 		case err == nil:
 			return c, nil
-		case errors.Is(err, client.ErrNoBroker) && time.Now().Before(waitUntil):
+		case errors.Is(err, zpipes.ErrNoBroker) && time.Now().Before(waitUntil):
 			select {
 			case <-time.After(50 * time.Millisecond):
 				continue
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-		case errors.Is(err, client.ErrNoBroker) && cfg.wait > 0:
+		case errors.Is(err, zpipes.ErrNoBroker) && cfg.wait > 0:
 			return nil, fmt.Errorf("no %s after waiting %v (is zbroker running?)", who, cfg.wait)
-		case errors.Is(err, client.ErrNoBroker):
+		case errors.Is(err, zpipes.ErrNoBroker):
 			return nil, fmt.Errorf("no %s (is zbroker running?)", who)
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
@@ -206,7 +205,7 @@ func message(err error) string {
 // parseArgs reads the command line. Flags may come before or after the
 // command and the pipe name; "--" ends the flags.
 func parseArgs(cmd *cli.Command, args []string) (cfg config, verb, pipe string, err error) {
-	cfg = config{size: 64 << 10, window: client.DefaultWindow}
+	cfg = config{size: 64 << 10, window: zpipes.DefaultWindow}
 	fs := cmd.FlagSet()
 	cli.BrokerFlag(fs, &cfg.broker)
 	fs.StringVar(&cfg.endpoint, "endpoint", "", "")
@@ -291,16 +290,16 @@ func contains(list []string, s string) bool {
 // write copies stdin into the pipe, one chunk per line or per --size
 // bytes, then sends the end-of-stream chunk unless --no-eos. If stdin
 // fails, the end-of-stream chunk is not sent: the stream is incomplete.
-func write(ctx context.Context, c *client.Client, pipe string, cfg config, stdin io.Reader, stderr io.Writer) error {
+func write(ctx context.Context, c *zpipes.Client, pipe string, cfg config, stdin io.Reader, stderr io.Writer) error {
 	// Open first so that a refusal is reported before reading any input.
 	if err := c.Open(ctx, pipe); err != nil {
 		return err
 	}
-	opts := []client.StreamOption{client.WithContext(ctx), client.WithWindow(cfg.window)}
+	opts := []zpipes.StreamOption{zpipes.WithContext(ctx), zpipes.WithWindow(cfg.window)}
 	if !cfg.noEOS {
-		opts = append(opts, client.WithEOS())
+		opts = append(opts, zpipes.WithEOS())
 	}
-	w := &heldWriter{w: client.NewWriter(c, pipe, opts...)}
+	w := &heldWriter{w: zpipes.NewWriter(c, pipe, opts...)}
 	stop := w.notice(stderr, pipe)
 	defer stop()
 	var err error
@@ -319,7 +318,7 @@ func write(ctx context.Context, c *client.Client, pipe string, cfg config, stdin
 // heldWriter notes when a Write or Close of the stream started waiting,
 // so that a full pipe can be reported while the broker holds it back.
 type heldWriter struct {
-	w     *client.Writer
+	w     *zpipes.Writer
 	since atomic.Int64 // UnixNano of the call in progress, 0 if none
 }
 
@@ -415,10 +414,10 @@ func writeBlocks(w io.Writer, stdin io.Reader, size int) error {
 // written to stdout (unbuffered: in the kernel's hands), together with
 // the next READ; a chunk not written goes back to the pipe when zpipe
 // exits or dies.
-func read(ctx context.Context, c *client.Client, pipe string, cfg config, stdout io.Writer) error {
+func read(ctx context.Context, c *zpipes.Client, pipe string, cfg config, stdout io.Writer) error {
 	acking := true
 	if err := c.OpenAck(ctx, pipe); err != nil {
-		var refused *client.BrokerError
+		var refused *zpipes.BrokerError
 		if !errors.As(err, &refused) {
 			return err
 		}
@@ -430,7 +429,7 @@ func read(ctx context.Context, c *client.Client, pipe string, cfg config, stdout
 		}
 	}
 	done := 0 // chunks finished with and not yet acknowledged
-	ack := func() *client.Pending {
+	ack := func() *zpipes.Pending {
 		if !acking || done == 0 {
 			return nil
 		}
@@ -474,7 +473,7 @@ func read(ctx context.Context, c *client.Client, pipe string, cfg config, stdout
 
 // ping opens and closes a pipe of its own, which checks that the broker
 // answers commands, and reports the round trip.
-func ping(ctx context.Context, c *client.Client, cfg config, stdout io.Writer) error {
+func ping(ctx context.Context, c *zpipes.Client, cfg config, stdout io.Writer) error {
 	pipe := fmt.Sprintf("zpipe-ping-%d-%x", os.Getpid(), rand.Uint64())
 	start := time.Now()
 	if err := c.Open(ctx, pipe); err != nil {

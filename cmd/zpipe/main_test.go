@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/zbroker/zbroker/zpipes"
-	"github.com/zbroker/zbroker/zpipes/client"
 )
 
 func startBroker(t *testing.T) string {
@@ -209,7 +208,7 @@ func TestBrokerRefusal(t *testing.T) {
 	b, srv := startBrokerServer(t)
 	// Another connection holds the reader role of the pipe.
 	ctx := context.Background()
-	c, err := client.DialEndpoint(ctx, srv.Endpoint())
+	c, err := zpipes.DialEndpoint(ctx, srv.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}

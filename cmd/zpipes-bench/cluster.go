@@ -24,7 +24,6 @@ import (
 	"github.com/zbroker/zbroker/internal/cluster"
 	"github.com/zbroker/zbroker/internal/natsnode"
 	"github.com/zbroker/zbroker/zpipes"
-	"github.com/zbroker/zbroker/zpipes/client"
 )
 
 // clusterPipeLimit is the streams' MaxBytes in the cluster cases.
@@ -159,7 +158,7 @@ func zpipesRate(cfg *config, nodes []*natsnode.Node, pipe string, chunk []byte) 
 			s.Close()
 		}
 	}()
-	var cls []*client.Client
+	var cls []*zpipes.Client
 	for i, nd := range []*natsnode.Node{nodes[0], nodes[len(nodes)-1]} {
 		srv, err := zpipes.Start(zpipes.Options{
 			Name:      fmt.Sprintf("bench-cluster-%d-%d-%s", os.Getpid(), i, pipe),
@@ -172,7 +171,7 @@ func zpipesRate(cfg *config, nodes []*natsnode.Node, pipe string, chunk []byte) 
 			return 0, err
 		}
 		srvs = append(srvs, srv)
-		c, err := client.DialEndpoint(ctx, srv.Endpoint())
+		c, err := zpipes.DialEndpoint(ctx, srv.Endpoint())
 		if err != nil {
 			return 0, err
 		}
@@ -186,7 +185,7 @@ func zpipesRate(cfg *config, nodes []*natsnode.Node, pipe string, chunk []byte) 
 	var read atomic.Int64
 	done := make(chan struct{})
 	go func() {
-		pl := client.NewPipeline(cfg.Window)
+		pl := zpipes.NewPipeline(cfg.Window)
 		for ctx.Err() == nil {
 			if pl.Add(ctx, w.WriteAsync(pipe, chunk)) != nil {
 				return
@@ -195,7 +194,7 @@ func zpipesRate(cfg *config, nodes []*natsnode.Node, pipe string, chunk []byte) 
 	}()
 	go func() {
 		defer close(done)
-		var pending []*client.Pending
+		var pending []*zpipes.Pending
 		for ctx.Err() == nil {
 			for len(pending) < cfg.Window {
 				pending = append(pending, r.ReadAsync(pipe))

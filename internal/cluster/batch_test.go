@@ -11,7 +11,7 @@ import (
 	"github.com/zbroker/zbroker/internal/jsname"
 	"github.com/zbroker/zbroker/internal/natsnode"
 	"github.com/zbroker/zbroker/internal/natsnode/natstest"
-	"github.com/zbroker/zbroker/zpipes/client"
+	"github.com/zbroker/zbroker/zpipes"
 )
 
 // writerChunk is chunk i of writer w.
@@ -51,7 +51,7 @@ func testBatchedWriters(t *testing.T, nodes []*natsnode.Node, pipe string) {
 		}
 		w := dial(t, h, pipe)
 		go func() {
-			pl := client.NewPipeline(100)
+			pl := zpipes.NewPipeline(100)
 			for i := range each {
 				if err := pl.Add(ctx, w.WriteAsync(pipe, writerChunk(wi, i))); err != nil {
 					done <- err
@@ -86,7 +86,7 @@ func testBatchedWriters(t *testing.T, nodes []*natsnode.Node, pipe string) {
 
 	rd := dial(t, r, pipe)
 	next := make([]int, writers)
-	var reads []*client.Pending
+	var reads []*zpipes.Pending
 	for n := range writers * each {
 		for len(reads) < 100 && n+len(reads) < writers*each {
 			reads = append(reads, rd.ReadAsync(pipe))
@@ -282,7 +282,7 @@ func TestPipeBatchFallback(t *testing.T) {
 
 	h := startPipeHost(t, n, 1<<20)
 	w := dial(t, h, pipe)
-	pl := client.NewPipeline(200)
+	pl := zpipes.NewPipeline(200)
 	for i := 300; i < 600; i++ {
 		if err := pl.Add(ctx, w.WriteAsync(pipe, chunk(i))); err != nil {
 			t.Fatal(err)
@@ -315,7 +315,7 @@ func TestPipeBatchOfSmallChunksFits(t *testing.T) {
 	w := dial(t, a, pipe)
 	writeErr := make(chan error, 1)
 	go func() {
-		pl := client.NewPipeline(200)
+		pl := zpipes.NewPipeline(200)
 		for i := range n {
 			if err := pl.Add(ctx, w.WriteAsync(pipe, binary.BigEndian.AppendUint64(nil, uint64(i)))); err != nil {
 				writeErr <- err

@@ -13,7 +13,6 @@ import (
 	"github.com/zbroker/zbroker/internal/natsnode"
 	"github.com/zbroker/zbroker/internal/natsnode/natstest"
 	"github.com/zbroker/zbroker/zpipes"
-	"github.com/zbroker/zbroker/zpipes/client"
 )
 
 // maxUnacked is what an acknowledging reader may hold: more than the
@@ -61,8 +60,8 @@ func startPipeHostConfig(t *testing.T, js jetstream.JetStream, cfg PipeConfig) *
 
 // writeChunks writes chunks 0 to n-1 into pipe, 200 in flight, and
 // waits for their OKs.
-func writeChunks(ctx context.Context, w *client.Client, pipe string, n int) error {
-	pl := client.NewPipeline(200)
+func writeChunks(ctx context.Context, w *zpipes.Client, pipe string, n int) error {
+	pl := zpipes.NewPipeline(200)
 	for i := range n {
 		if err := pl.Add(ctx, w.WriteAsync(pipe, chunk(i))); err != nil {
 			return err
@@ -72,22 +71,22 @@ func writeChunks(ctx context.Context, w *client.Client, pipe string, n int) erro
 }
 
 // dial connects to h's zpipes and opens pipe (as a writer or plain reader).
-func dial(t *testing.T, h *pipeHost, pipe string) *client.Client {
+func dial(t *testing.T, h *pipeHost, pipe string) *zpipes.Client {
 	t.Helper()
-	return dialOpen(t, h, pipe, (*client.Client).Open)
+	return dialOpen(t, h, pipe, (*zpipes.Client).Open)
 }
 
 // dialAck connects to h's zpipes and opens pipe as an acknowledging reader.
-func dialAck(t *testing.T, h *pipeHost, pipe string) *client.Client {
+func dialAck(t *testing.T, h *pipeHost, pipe string) *zpipes.Client {
 	t.Helper()
-	return dialOpen(t, h, pipe, (*client.Client).OpenAck)
+	return dialOpen(t, h, pipe, (*zpipes.Client).OpenAck)
 }
 
-func dialOpen(t *testing.T, h *pipeHost, pipe string, open func(*client.Client, context.Context, string) error) *client.Client {
+func dialOpen(t *testing.T, h *pipeHost, pipe string, open func(*zpipes.Client, context.Context, string) error) *zpipes.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	c, err := client.DialEndpoint(ctx, h.srv.Endpoint())
+	c, err := zpipes.DialEndpoint(ctx, h.srv.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +98,7 @@ func dialOpen(t *testing.T, h *pipeHost, pipe string, open func(*client.Client, 
 }
 
 // readChunks reads chunks from to to-1 of pipe, in order.
-func readChunks(ctx context.Context, t *testing.T, r *client.Client, pipe string, from, to int) {
+func readChunks(ctx context.Context, t *testing.T, r *zpipes.Client, pipe string, from, to int) {
 	t.Helper()
 	for i := from; i < to; i++ {
 		got, err := r.Read(ctx, pipe)

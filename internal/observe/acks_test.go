@@ -3,7 +3,7 @@ package observe
 import (
 	"testing"
 
-	zpclient "github.com/zbroker/zbroker/zpipes/client"
+	"github.com/zbroker/zbroker/zpipes"
 )
 
 // Chunks held by acknowledging readers are counted per pipe and in all,
@@ -11,7 +11,7 @@ import (
 func TestMetricsUnacked(t *testing.T) {
 	b := startBroker(t)
 	ctx := testCtx(t)
-	c, err := zpclient.DialEndpoint(ctx, b.Zpipes.Endpoint())
+	c, err := zpipes.DialEndpoint(ctx, b.Zpipes.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}

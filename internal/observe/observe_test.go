@@ -21,7 +21,6 @@ import (
 	"github.com/zbroker/zbroker/majordomo"
 	"github.com/zbroker/zbroker/zmtp"
 	"github.com/zbroker/zbroker/zpipes"
-	zpclient "github.com/zbroker/zbroker/zpipes/client"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -67,8 +66,8 @@ func startBroker(t *testing.T) *Broker {
 func traffic(t *testing.T, b *Broker) {
 	t.Helper()
 	ctx := testCtx(t)
-	dialZ := func() *zpclient.Client {
-		c, err := zpclient.DialEndpoint(ctx, b.Zpipes.Endpoint())
+	dialZ := func() *zpipes.Client {
+		c, err := zpipes.DialEndpoint(ctx, b.Zpipes.Endpoint())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package client_test
+package zpipes_test
 
 import (
 	"bytes"
@@ -16,7 +16,6 @@ import (
 
 	"github.com/zbroker/zbroker/zmtp"
 	"github.com/zbroker/zbroker/zpipes"
-	"github.com/zbroker/zbroker/zpipes/client"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -44,11 +43,11 @@ func startBroker(t testing.TB, opts zpipes.Options) *zpipes.Server {
 	return srv
 }
 
-func dial(t testing.TB, srv *zpipes.Server) *client.Client {
+func dial(t testing.TB, srv *zpipes.Server) *zpipes.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := client.DialEndpoint(ctx, srv.Endpoint())
+	c, err := zpipes.DialEndpoint(ctx, srv.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +73,7 @@ func must(t testing.TB, err error) {
 func TestRoundTrip(t *testing.T) {
 	srv := startBroker(t, zpipes.Options{})
 	ctx := testCtx(t)
-	c, err := client.Dial(ctx, strings.TrimPrefix(srv.Endpoint(), "ipc://@/zpipes/"))
+	c, err := zpipes.Dial(ctx, strings.TrimPrefix(srv.Endpoint(), "ipc://@/zpipes/"))
 	must(t, err)
 	t.Cleanup(func() { c.Disconnect() })
 	if c.Endpoint() != srv.Endpoint() {
@@ -109,7 +108,7 @@ func TestSurvivesWriterExit(t *testing.T) {
 	must(t, w.Write(ctx, "p", []byte("two")))
 	must(t, w.Close(ctx, "p"))
 	must(t, w.Disconnect())
-	if err := w.Write(ctx, "p", []byte("x")); !errors.Is(err, client.ErrClosed) {
+	if err := w.Write(ctx, "p", []byte("x")); !errors.Is(err, zpipes.ErrClosed) {
 		t.Errorf("Write after Disconnect: %v, want ErrClosed", err)
 	}
 	must(t, w.Disconnect()) // idempotent
@@ -136,7 +135,7 @@ func TestPipeline20000Writes(t *testing.T) {
 	// The reader pipelines its READs too: exactly n of them, in a window.
 	got := make(chan error, 1)
 	go func() {
-		var window []*client.Pending
+		var window []*zpipes.Pending
 		next := 0
 		for i := 0; i < n; i++ {
 			window = append(window, r.ReadAsync("bulk"))
@@ -157,7 +156,7 @@ func TestPipeline20000Writes(t *testing.T) {
 		got <- nil
 	}()
 
-	pl := client.NewPipeline(256)
+	pl := zpipes.NewPipeline(256)
 	for i := 0; i < n; i++ {
 		must(t, pl.Add(ctx, w.WriteAsync("bulk", []byte(fmt.Sprint(i)))))
 		if pl.Len() > 256 {
@@ -181,7 +180,7 @@ func TestManyAsyncWithoutWindow(t *testing.T) {
 	filler, c := dial(t, srv), dial(t, srv)
 	const big, bigSize = 72, 1 << 20
 	must(t, filler.Open(ctx, "big"))
-	pl := client.NewPipeline(8)
+	pl := zpipes.NewPipeline(8)
 	for i := 0; i < big; i++ {
 		must(t, pl.Add(ctx, filler.WriteAsync("big", make([]byte, bigSize))))
 	}
@@ -189,12 +188,12 @@ func TestManyAsyncWithoutWindow(t *testing.T) {
 
 	must(t, c.Open(ctx, "big"))
 	must(t, c.Open(ctx, "small"))
-	reads := make([]*client.Pending, big)
+	reads := make([]*zpipes.Pending, big)
 	for i := range reads {
 		reads[i] = c.ReadAsync("big")
 	}
 	const n = 50000
-	writes := make([]*client.Pending, n)
+	writes := make([]*zpipes.Pending, n)
 	chunk := bytes.Repeat([]byte("x"), 100)
 	for i := range writes {
 		writes[i] = c.WriteAsync("small", chunk)
@@ -221,14 +220,14 @@ func TestBrokerErrorsAreTyped(t *testing.T) {
 
 	check := func(err error, cmd, reason string) {
 		t.Helper()
-		var be *client.BrokerError
+		var be *zpipes.BrokerError
 		if !errors.As(err, &be) {
 			t.Fatalf("got %v (%T), want *BrokerError", err, err)
 		}
 		if be.Command != cmd || !strings.Contains(be.Reason, reason) {
 			t.Errorf("got %+v, want command %s and reason containing %q", be, cmd, reason)
 		}
-		if errors.Is(err, client.ErrConnectionLost) || errors.Is(err, client.ErrClosed) || errors.Is(err, client.ErrProtocol) {
+		if errors.Is(err, zpipes.ErrConnectionLost) || errors.Is(err, zpipes.ErrClosed) || errors.Is(err, zpipes.ErrProtocol) {
 			t.Errorf("broker error %v matches a transport error", err)
 		}
 	}
@@ -275,7 +274,7 @@ func TestWriterReader5MiB(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() {
-		w := client.NewWriter(wc, "stream", client.WithEOS(), client.WithWindow(16), client.WithContext(ctx))
+		w := zpipes.NewWriter(wc, "stream", zpipes.WithEOS(), zpipes.WithWindow(16), zpipes.WithContext(ctx))
 		// Writes of irregular sizes, each one chunk.
 		for rest := data; len(rest) > 0; {
 			n := min(len(rest), 1+rng.IntN(100_000))
@@ -288,7 +287,7 @@ func TestWriterReader5MiB(t *testing.T) {
 		done <- w.Close()
 	}()
 
-	r := client.NewReader(rc, "stream", client.WithEOS(), client.WithContext(ctx))
+	r := zpipes.NewReader(rc, "stream", zpipes.WithEOS(), zpipes.WithContext(ctx))
 	got, err := io.ReadAll(r)
 	must(t, err)
 	must(t, <-done)
@@ -300,7 +299,7 @@ func TestWriterReader5MiB(t *testing.T) {
 		t.Errorf("Read after EOS = %d, %v, want io.EOF", n, err)
 	}
 	must(t, r.Close())
-	if _, err := r.Read(make([]byte, 1)); !errors.Is(err, client.ErrStreamClosed) {
+	if _, err := r.Read(make([]byte, 1)); !errors.Is(err, zpipes.ErrStreamClosed) {
 		t.Errorf("Read after Close: %v", err)
 	}
 }
@@ -313,18 +312,18 @@ func TestStreamsWithCopy(t *testing.T) {
 	first := bytes.Repeat([]byte("first stream "), 20000)
 	second := []byte("second")
 	for _, data := range [][]byte{first, second, {}} {
-		w := client.NewWriter(wc, "s", client.WithEOS())
+		w := zpipes.NewWriter(wc, "s", zpipes.WithEOS())
 		if _, err := io.Copy(w, bytes.NewReader(data)); err != nil {
 			t.Fatal(err)
 		}
 		must(t, w.Close())
 		must(t, w.Close()) // again: same result
-		if _, err := w.Write([]byte("x")); !errors.Is(err, client.ErrStreamClosed) {
+		if _, err := w.Write([]byte("x")); !errors.Is(err, zpipes.ErrStreamClosed) {
 			t.Errorf("Write after Close: %v", err)
 		}
 	}
 	for i, want := range [][]byte{first, second, {}} {
-		r := client.NewReader(rc, "s", client.WithEOS())
+		r := zpipes.NewReader(rc, "s", zpipes.WithEOS())
 		var buf bytes.Buffer
 		n, err := io.Copy(&buf, r)
 		must(t, err)
@@ -345,7 +344,7 @@ func TestStreamsWithoutEOS(t *testing.T) {
 	for _, s := range []string{"ab", "", "cd", ""} {
 		must(t, c.Write(ctx, "p", []byte(s)))
 	}
-	w := client.NewWriter(c, "p")
+	w := zpipes.NewWriter(c, "p")
 	if n, err := w.Write(nil); n != 0 || err != nil {
 		t.Fatalf("empty Write = %d, %v", n, err)
 	}
@@ -357,7 +356,7 @@ func TestStreamsWithoutEOS(t *testing.T) {
 	if st := srv.Stats(); st.Chunks != 5 {
 		t.Fatalf("pipe holds %d chunks, want 5 (no EOS chunk from Close)", st.Chunks)
 	}
-	r := client.NewReader(rc, "p")
+	r := zpipes.NewReader(rc, "p")
 	buf := make([]byte, 6)
 	if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "abcdef" {
 		t.Fatalf("got %q, %v", buf, err)
@@ -368,7 +367,7 @@ func TestStreamsWithoutEOS(t *testing.T) {
 func TestWriterReportsFirstError(t *testing.T) {
 	srv := startBroker(t, zpipes.Options{})
 	c := dial(t, srv)
-	w := client.NewWriter(c, strings.Repeat("x", 300)) // name too long
+	w := zpipes.NewWriter(c, strings.Repeat("x", 300)) // name too long
 	var err error
 	for i := 0; i < 10 && err == nil; i++ {
 		_, err = w.Write([]byte("data"))
@@ -376,7 +375,7 @@ func TestWriterReportsFirstError(t *testing.T) {
 	if err == nil {
 		err = w.Flush()
 	}
-	var be *client.BrokerError
+	var be *zpipes.BrokerError
 	if !errors.As(err, &be) || be.Command != "OPEN" {
 		t.Fatalf("got %v, want the OPEN's *BrokerError", err)
 	}
@@ -517,24 +516,24 @@ func TestConnectionLossFailsPending(t *testing.T) {
 	srv.Close()
 	select {
 	case err := <-errc:
-		if !errors.Is(err, client.ErrConnectionLost) {
+		if !errors.Is(err, zpipes.ErrConnectionLost) {
 			t.Fatalf("Read: %v, want ErrConnectionLost", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Read still waiting 5s after the broker stopped")
 	}
-	if _, err := pending.Wait(ctx); !errors.Is(err, client.ErrConnectionLost) {
+	if _, err := pending.Wait(ctx); !errors.Is(err, zpipes.ErrConnectionLost) {
 		t.Fatalf("pending READ: %v", err)
 	}
-	if err := c.Write(ctx, "p", []byte("x")); !errors.Is(err, client.ErrConnectionLost) {
+	if err := c.Write(ctx, "p", []byte("x")); !errors.Is(err, zpipes.ErrConnectionLost) {
 		t.Fatalf("Write after loss: %v", err)
 	}
-	if !errors.Is(c.Err(), client.ErrConnectionLost) {
+	if !errors.Is(c.Err(), zpipes.ErrConnectionLost) {
 		t.Fatalf("Err() = %v", c.Err())
 	}
-	w := client.NewWriter(c, "p")
+	w := zpipes.NewWriter(c, "p")
 	w.Write([]byte("x"))
-	if err := w.Close(); !errors.Is(err, client.ErrConnectionLost) {
+	if err := w.Close(); !errors.Is(err, zpipes.ErrConnectionLost) {
 		t.Fatalf("Writer.Close after loss: %v", err)
 	}
 }
@@ -546,10 +545,10 @@ func TestDisconnectFailsPending(t *testing.T) {
 	must(t, c.Open(ctx, "p"))
 	p := c.ReadAsync("p")
 	must(t, c.Disconnect())
-	if _, err := p.Wait(ctx); !errors.Is(err, client.ErrClosed) {
+	if _, err := p.Wait(ctx); !errors.Is(err, zpipes.ErrClosed) {
 		t.Fatalf("READ in flight at Disconnect: %v, want ErrClosed", err)
 	}
-	if _, err := c.Read(ctx, "p"); !errors.Is(err, client.ErrClosed) {
+	if _, err := c.Read(ctx, "p"); !errors.Is(err, zpipes.ErrClosed) {
 		t.Fatalf("Read after Disconnect: %v", err)
 	}
 }
@@ -557,15 +556,15 @@ func TestDisconnectFailsPending(t *testing.T) {
 func TestDialNoBroker(t *testing.T) {
 	ctx := testCtx(t)
 	name := uniqueName(t)
-	_, err := client.Dial(ctx, name)
-	if !errors.Is(err, client.ErrNoBroker) {
+	_, err := zpipes.Dial(ctx, name)
+	if !errors.Is(err, zpipes.ErrNoBroker) {
 		t.Fatalf("Dial to a missing broker: %v, want ErrNoBroker", err)
 	}
 	if !strings.Contains(err.Error(), zpipes.Endpoint(name)) {
 		t.Errorf("error %q does not name the endpoint", err)
 	}
-	_, err = client.DialEndpoint(ctx, "ipc://"+t.TempDir()+"/nothing")
-	if !errors.Is(err, client.ErrNoBroker) {
+	_, err = zpipes.DialEndpoint(ctx, "ipc://"+t.TempDir()+"/nothing")
+	if !errors.Is(err, zpipes.ErrNoBroker) {
 		t.Fatalf("Dial to a missing socket file: %v, want ErrNoBroker", err)
 	}
 }
@@ -625,13 +624,13 @@ func TestProtocolErrorDisconnects(t *testing.T) {
 		}
 	}()
 	ctx := testCtx(t)
-	c, err := client.DialEndpoint(ctx, ep)
+	c, err := zpipes.DialEndpoint(ctx, ep)
 	must(t, err)
 	t.Cleanup(func() { c.Disconnect() })
-	if err := c.Write(ctx, "p", []byte("x")); !errors.Is(err, client.ErrProtocol) {
+	if err := c.Write(ctx, "p", []byte("x")); !errors.Is(err, zpipes.ErrProtocol) {
 		t.Fatalf("Write answered by a chunk: %v, want ErrProtocol", err)
 	}
-	if err := c.Open(ctx, "p"); !errors.Is(err, client.ErrProtocol) {
+	if err := c.Open(ctx, "p"); !errors.Is(err, zpipes.ErrProtocol) {
 		t.Fatalf("later call: %v, want ErrProtocol", err)
 	}
 }
@@ -639,7 +638,7 @@ func TestProtocolErrorDisconnects(t *testing.T) {
 func TestDialOptions(t *testing.T) {
 	srv := startBroker(t, zpipes.Options{})
 	ctx := testCtx(t)
-	c, err := client.DialEndpoint(ctx, srv.Endpoint(), client.WithHeartbeat(50*time.Millisecond), client.WithMaxChunkSize(1000))
+	c, err := zpipes.DialEndpoint(ctx, srv.Endpoint(), zpipes.WithHeartbeat(50*time.Millisecond), zpipes.WithMaxChunkSize(1000))
 	must(t, err)
 	t.Cleanup(func() { c.Disconnect() })
 	must(t, c.Open(ctx, "p"))
@@ -651,7 +650,7 @@ func TestDialOptions(t *testing.T) {
 		t.Fatalf("chunk at the limit: %v", err)
 	}
 	must(t, c.Write(ctx, "p", make([]byte, 2100)))
-	if _, err := c.Read(ctx, "p"); !errors.Is(err, client.ErrConnectionLost) {
+	if _, err := c.Read(ctx, "p"); !errors.Is(err, zpipes.ErrConnectionLost) {
 		t.Fatalf("chunk over the limit: %v, want ErrConnectionLost", err)
 	}
 }

@@ -1,4 +1,4 @@
-package client
+package zpipes
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/zbroker/zbroker/zmtp"
-	"github.com/zbroker/zbroker/zpipes"
 )
 
 // Errors returned by the Client besides *BrokerError. Test for them with
@@ -128,7 +127,7 @@ type Client struct {
 // connection and handshake only. If no broker of that name is running, the
 // error satisfies errors.Is(err, ErrNoBroker).
 func Dial(ctx context.Context, brokerName string, opts ...Option) (*Client, error) {
-	return DialEndpoint(ctx, zpipes.Endpoint(brokerName), opts...)
+	return DialEndpoint(ctx, Endpoint(brokerName), opts...)
 }
 
 // DialEndpoint is Dial for an explicit ZeroMQ endpoint, e.g.
@@ -281,7 +280,7 @@ func (c *Client) Read(ctx context.Context, pipe string) ([]byte, error) {
 
 // OpenAsync sends OPEN and returns at once; see Open.
 func (c *Client) OpenAsync(pipe string) *Pending {
-	return c.send(zpipes.CmdOpen, pipe, nil)
+	return c.send(CmdOpen, pipe, nil)
 }
 
 // OpenAck opens pipe like Open, for an acknowledging reader (the
@@ -305,7 +304,7 @@ func (c *Client) OpenAck(ctx context.Context, pipe string) error {
 
 // OpenAckAsync sends OPEN / pipe / ACK and returns at once; see OpenAck.
 func (c *Client) OpenAckAsync(pipe string) *Pending {
-	return c.send(zpipes.CmdOpen, pipe, []byte(zpipes.ArgAck))
+	return c.send(CmdOpen, pipe, []byte(ArgAck))
 }
 
 // Ack acknowledges the oldest n chunks this Client has read from pipe
@@ -330,12 +329,12 @@ func (c *Client) Ack(ctx context.Context, pipe string, n int) error {
 
 // AckAsync sends ACK and returns at once; see Ack.
 func (c *Client) AckAsync(pipe string, n int) *Pending {
-	return c.send(zpipes.CmdAck, pipe, strconv.AppendInt(nil, int64(n), 10))
+	return c.send(CmdAck, pipe, strconv.AppendInt(nil, int64(n), 10))
 }
 
 // CloseAsync sends CLOSE and returns at once; see Close.
 func (c *Client) CloseAsync(pipe string) *Pending {
-	return c.send(zpipes.CmdClose, pipe, nil)
+	return c.send(CmdClose, pipe, nil)
 }
 
 // WriteAsync sends WRITE and returns at once, without waiting for the
@@ -351,7 +350,7 @@ func (c *Client) WriteAsync(pipe string, chunk []byte) *Pending {
 	if chunk == nil {
 		chunk = []byte{}
 	}
-	return c.send(zpipes.CmdWrite, pipe, chunk)
+	return c.send(CmdWrite, pipe, chunk)
 }
 
 // ReadAsync sends READ and returns at once; the Pending yields the chunk.
@@ -377,7 +376,7 @@ func (c *Client) ReadAsync(pipe string) *Pending {
 		return p
 	}
 	c.mu.Unlock()
-	return c.send(zpipes.CmdRead, pipe, nil)
+	return c.send(CmdRead, pipe, nil)
 }
 
 // abandon keeps a READ that Read gave up on, for the pipe's next Read.
@@ -407,7 +406,7 @@ func (c *Client) send(cmd, pipe string, third []byte) *Pending {
 		p.complete(nil, err)
 		return p
 	}
-	if cmd == zpipes.CmdClose {
+	if cmd == CmdClose {
 		// READs sent before the CLOSE end with it; see Close.
 		delete(c.orphans, pipe)
 	}
@@ -532,13 +531,13 @@ func (p *Pending) complete(chunk []byte, err error) {
 // fit the command, so the stream can no longer be trusted.
 func (p *Pending) resolve(frames [][]byte) error {
 	switch {
-	case len(frames) == 2 && string(frames[0]) == zpipes.ReplyError:
+	case len(frames) == 2 && string(frames[0]) == ReplyError:
 		p.complete(nil, &BrokerError{Command: p.cmd, Pipe: p.pipe, Reason: string(frames[1])})
 		return nil
-	case len(frames) == 1 && p.cmd == zpipes.CmdRead:
+	case len(frames) == 1 && p.cmd == CmdRead:
 		p.complete(frames[0], nil)
 		return nil
-	case len(frames) == 1 && string(frames[0]) == zpipes.ReplyOK:
+	case len(frames) == 1 && string(frames[0]) == ReplyOK:
 		p.complete(nil, nil)
 		return nil
 	}

@@ -1,6 +1,11 @@
-// Package client is the Go client of zpipes, the named-pipes service of
-// zbroker: pipes of binary chunks between processes on one machine, with
-// many writers and one reader per pipe.
+// Package zpipes is the named-pipes service of zbroker: pipes of binary
+// chunks between processes, with many writers and one reader per pipe,
+// spoken over ZeroMQ. The package holds both sides, like the Majordomo
+// and Clone packages: the broker (Start, Server, the Store seam its
+// backends implement) and the Go client (Dial, Client). docs/zpipes.md
+// has the wire protocol and the guarantees.
+//
+// # Client
 //
 // A Client is one connection to a broker. Its synchronous methods Open,
 // Write, Read and Close send one command each and wait for the reply;
@@ -8,9 +13,9 @@
 // connection's errors (ErrNoBroker, ErrConnectionLost, ErrClosed,
 // ErrProtocol):
 //
-//	c, err := client.Dial(ctx, "default") // ipc://@/zpipes/default
+//	c, err := zpipes.Dial(ctx, "default") // ipc://@/zpipes/default
 //	if err != nil {
-//		return err // errors.Is(err, client.ErrNoBroker) if it is not running
+//		return err // errors.Is(err, zpipes.ErrNoBroker) if it is not running
 //	}
 //	defer c.Disconnect()
 //	if err := c.Open(ctx, "jobs"); err != nil {
@@ -30,7 +35,7 @@
 // and completes the Pendings in order. A Pipeline keeps a bounded window
 // of them in flight and remembers the first error:
 //
-//	pl := client.NewPipeline(256)
+//	pl := zpipes.NewPipeline(256)
 //	for _, chunk := range chunks {
 //		if err := pl.Add(ctx, c.WriteAsync("jobs", chunk)); err != nil {
 //			return err
@@ -55,11 +60,11 @@
 // WithEOS both sides use the convention of the zpipe command, where an
 // empty chunk marks the end of a stream:
 //
-//	w := client.NewWriter(c, "logs", client.WithEOS())
+//	w := zpipes.NewWriter(c, "logs", zpipes.WithEOS())
 //	io.Copy(w, file)
 //	err := w.Close() // sends the end-of-stream chunk, waits for every OK
 //
-//	r := client.NewReader(c2, "logs", client.WithEOS())
+//	r := zpipes.NewReader(c2, "logs", zpipes.WithEOS())
 //	io.Copy(os.Stdout, r) // returns at the end-of-stream chunk
 //	r.Close()
-package client
+package zpipes

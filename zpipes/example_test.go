@@ -1,4 +1,4 @@
-package client_test
+package zpipes_test
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 
 	"github.com/zbroker/zbroker/zmtp"
 	"github.com/zbroker/zbroker/zpipes"
-	"github.com/zbroker/zbroker/zpipes/client"
 )
 
 // exampleBroker starts an in-process broker under a name of its own, as a
@@ -33,7 +32,7 @@ func Example() {
 	defer stop()
 	ctx := context.Background()
 
-	c, err := client.Dial(ctx, broker)
+	c, err := zpipes.Dial(ctx, broker)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -67,13 +66,13 @@ func ExamplePipeline() {
 	broker, stop := exampleBroker()
 	defer stop()
 	ctx := context.Background()
-	c, err := client.Dial(ctx, broker)
+	c, err := zpipes.Dial(ctx, broker)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Disconnect()
 
-	pl := client.NewPipeline(100)
+	pl := zpipes.NewPipeline(100)
 	pl.Add(ctx, c.OpenAsync("numbers"))
 	for i := range 10000 {
 		if err := pl.Add(ctx, c.WriteAsync("numbers", []byte(fmt.Sprint(i)))); err != nil {
@@ -103,12 +102,12 @@ func ExampleNewWriter() {
 	broker, stop := exampleBroker()
 	defer stop()
 	ctx := context.Background()
-	producer, err := client.Dial(ctx, broker)
+	producer, err := zpipes.Dial(ctx, broker)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer producer.Disconnect()
-	consumer, err := client.Dial(ctx, broker)
+	consumer, err := zpipes.Dial(ctx, broker)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -116,12 +115,12 @@ func ExampleNewWriter() {
 
 	written := make(chan error, 1)
 	go func() {
-		w := client.NewWriter(producer, "text", client.WithEOS())
+		w := zpipes.NewWriter(producer, "text", zpipes.WithEOS())
 		io.Copy(w, strings.NewReader("one stream,\nmany chunks\n"))
 		written <- w.Close() // waits for every OK
 	}()
 
-	r := client.NewReader(consumer, "text", client.WithEOS())
+	r := zpipes.NewReader(consumer, "text", zpipes.WithEOS())
 	defer r.Close()
 	if _, err := io.Copy(os.Stdout, r); err != nil { // ends at the EOS chunk
 		log.Fatal(err)
@@ -140,14 +139,14 @@ func ExampleBrokerError() {
 	broker, stop := exampleBroker()
 	defer stop()
 	ctx := context.Background()
-	c, err := client.Dial(ctx, broker)
+	c, err := zpipes.Dial(ctx, broker)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Disconnect()
 
 	err = c.Write(ctx, "not-opened", []byte("data"))
-	var be *client.BrokerError
+	var be *zpipes.BrokerError
 	if errors.As(err, &be) {
 		fmt.Println("refused:", be.Reason)
 	}
@@ -163,12 +162,12 @@ func ExampleClient_Read_timeout() {
 	broker, stop := exampleBroker()
 	defer stop()
 	ctx := context.Background()
-	c, err := client.Dial(ctx, broker)
+	c, err := zpipes.Dial(ctx, broker)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Disconnect()
-	writer, err := client.Dial(ctx, broker)
+	writer, err := zpipes.Dial(ctx, broker)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -195,8 +194,8 @@ func ExampleClient_Read_timeout() {
 
 // Dial reports a broker that is not running with ErrNoBroker.
 func ExampleDial_noBroker() {
-	_, err := client.Dial(context.Background(), fmt.Sprintf("nobody-%x", rand.Uint64()))
-	fmt.Println(errors.Is(err, client.ErrNoBroker))
+	_, err := zpipes.Dial(context.Background(), fmt.Sprintf("nobody-%x", rand.Uint64()))
+	fmt.Println(errors.Is(err, zpipes.ErrNoBroker))
 	// Output: true
 }
 
@@ -215,7 +214,7 @@ func ExampleWithCurve() {
 	ctx := context.Background()
 
 	public, secret, _ := zmtp.NewCurveKeyPair() // or curvekey.LoadSecret("me.key")
-	c, err := client.DialEndpoint(ctx, endpoint, client.WithCurve(&zmtp.CurveOptions{
+	c, err := zpipes.DialEndpoint(ctx, endpoint, zpipes.WithCurve(&zmtp.CurveOptions{
 		ServerKey: brokerPublic, // the broker's public key: zmtp.ParseCurveKey("rq:rM>}U?...")
 		PublicKey: public,       // our key pair, admitted by --curve-clients
 		SecretKey: secret,
@@ -246,8 +245,8 @@ func ExampleClient_OpenAck() {
 	broker, stop := exampleBroker()
 	defer stop()
 	ctx := context.Background()
-	dial := func() *client.Client {
-		c, err := client.Dial(ctx, broker)
+	dial := func() *zpipes.Client {
+		c, err := zpipes.Dial(ctx, broker)
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package client
+package zpipes
 
 import (
 	"context"
@@ -14,7 +14,7 @@ const DefaultWindow = 64
 // replies in order, remembering the first error. Add commands made with
 // the Async methods of a Client:
 //
-//	pl := client.NewPipeline(256)
+//	pl := zpipes.NewPipeline(256)
 //	for _, chunk := range chunks {
 //		if err := pl.Add(ctx, c.WriteAsync("logs", chunk)); err != nil {
 //			return err

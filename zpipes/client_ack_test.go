@@ -1,4 +1,4 @@
-package client_test
+package zpipes_test
 
 import (
 	"errors"
@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/zbroker/zbroker/zpipes"
-	"github.com/zbroker/zbroker/zpipes/client"
 )
 
 // waitUnacked waits until the broker's acknowledging readers hold n chunks.
@@ -39,7 +38,7 @@ func TestAckExplicit(t *testing.T) {
 		}
 	}
 	must(t, r.Ack(ctx, "p", 1))
-	var refused *client.BrokerError
+	var refused *zpipes.BrokerError
 	if err := r.Ack(ctx, "p", 3); !errors.As(err, &refused) || refused.Command != "ACK" {
 		t.Fatalf("Ack of more than held: %v, want a *BrokerError", err)
 	}
@@ -63,7 +62,7 @@ func TestAckExplicit(t *testing.T) {
 func TestReaderWithAck(t *testing.T) {
 	srv := startBroker(t, zpipes.Options{})
 	w, r := dial(t, srv), dial(t, srv)
-	wr := client.NewWriter(w, "p", client.WithEOS())
+	wr := zpipes.NewWriter(w, "p", zpipes.WithEOS())
 	for _, s := range []string{"one", "two", "three"} {
 		if _, err := wr.Write([]byte(s)); err != nil {
 			t.Fatal(err)
@@ -71,7 +70,7 @@ func TestReaderWithAck(t *testing.T) {
 	}
 	must(t, wr.Close())
 
-	rd := client.NewReader(r, "p", client.WithAck(), client.WithEOS())
+	rd := zpipes.NewReader(r, "p", zpipes.WithAck(), zpipes.WithEOS())
 	buf := make([]byte, 5)
 	if _, err := io.ReadFull(rd, buf); err != nil || string(buf) != "onetw" {
 		t.Fatalf("ReadFull = %q, %v", buf, err)
@@ -81,7 +80,7 @@ func TestReaderWithAck(t *testing.T) {
 	must(t, rd.Close())
 	waitUnacked(t, srv, 0)
 
-	rd = client.NewReader(r, "p", client.WithAck(), client.WithEOS())
+	rd = zpipes.NewReader(r, "p", zpipes.WithAck(), zpipes.WithEOS())
 	rest, err := io.ReadAll(rd)
 	if err != nil || string(rest) != "twothree" {
 		t.Fatalf("next Reader: %q, %v; want twothree (one was acknowledged)", rest, err)
