@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -86,20 +85,12 @@ func startNodes(n int) ([]*natsnode.Node, func(), error) {
 func runCluster(cfg *config, counts []int, stdout, stderr io.Writer) int {
 	if cfg.ProfileDir != "" {
 		// Everything runs in this process: one profile of it all.
-		err := os.MkdirAll(cfg.ProfileDir, 0o755)
-		var f *os.File
-		if err == nil {
-			f, err = os.Create(filepath.Join(cfg.ProfileDir, "cluster.pprof"))
-		}
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
+		stop, err := startCPUProfile(filepath.Join(cfg.ProfileDir, "cluster.pprof"))
 		if err != nil {
 			fmt.Fprintf(stderr, "zpipes-bench: %v\n", err)
 			return 1
 		}
-		defer f.Close()
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "nodes\tsize\tzpipes/s\tbare sync/s\tbare async/s\tzpipes÷sync\tzpipes÷async\t")

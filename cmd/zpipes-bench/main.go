@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -259,20 +258,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		targets = slices.Insert(targets, len(targets)-1, libzmqRelayTarget(cfg.libzmq))
 	}
 	if cfg.ProfileDir != "" {
-		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
-			fmt.Fprintf(stderr, "zpipes-bench: %v\n", err)
-			return 1
-		}
-		f, err := os.Create(filepath.Join(cfg.ProfileDir, "bench.pprof"))
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
+		stop, err := startCPUProfile(filepath.Join(cfg.ProfileDir, "bench.pprof"))
 		if err != nil {
 			fmt.Fprintf(stderr, "zpipes-bench: %v\n", err)
 			return 1
 		}
-		defer f.Close()
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

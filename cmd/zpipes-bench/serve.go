@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -45,16 +44,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if len(args) == 3 {
-		f, err := os.Create(args[2])
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
+		stop, err := startCPUProfile(args[2])
 		if err != nil {
 			fmt.Fprintf(stderr, "zpipes-bench serve: %v\n", err)
 			return 1
 		}
-		defer f.Close()
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	// The heap floor zbroker sets with its default limits (memory.go):
 	// the child is measured as zbroker runs.
