@@ -63,7 +63,12 @@ func (h *cloneHost) client(t *testing.T, subtree string) *clone.Client {
 	defer cancel()
 	c, err := clone.Connect(ctx, clone.ClientOptions{
 		SnapshotEndpoint: ep.Snapshot, PublisherEndpoint: ep.Publisher, CollectorEndpoint: ep.Collector,
-		Subtree: subtree, HeartbeatTimeout: 2 * time.Second, RetryInterval: 50 * time.Millisecond, Logger: testLog,
+		// A loaded 2-core CI machine was seen starving the process for
+		// over 2 s: a client taking its server for dead then resyncs, and
+		// a resync shows only the difference between two snapshots (a
+		// value set and expired meanwhile not at all), not the updates
+		// the tests count.
+		Subtree: subtree, HeartbeatTimeout: 10 * time.Second, RetryInterval: 50 * time.Millisecond, Logger: testLog,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -72,13 +77,18 @@ func (h *cloneHost) client(t *testing.T, subtree string) *clone.Client {
 	return c
 }
 
-func next(t *testing.T, ch <-chan clone.Update) clone.Update {
+// next is the watcher's next update from client c; a resync fails the
+// test as one, not as an update missing or different.
+func next(t *testing.T, c *clone.Client, ch <-chan clone.Update) clone.Update {
 	t.Helper()
 	select {
 	case u := <-ch:
+		if u.Resync {
+			t.Fatalf("client resynchronized (%d snapshots taken): %+v", c.Syncs(), u)
+		}
 		return u
 	case <-time.After(testTimeout):
-		t.Fatal("no update")
+		t.Fatalf("no update (client took %d snapshots)", c.Syncs())
 	}
 	panic("unreachable")
 }
@@ -100,9 +110,10 @@ func TestCloneAcrossHosts(t *testing.T) {
 	c := natstest.Start(t, 3)
 	hosts := []*cloneHost{startCloneHost(t, c.Nodes[0]), startCloneHost(t, c.Nodes[1]), startCloneHost(t, c.Nodes[2])}
 	a := hosts[0].client(t, "")
-	watchB, stopB := hosts[1].client(t, "/app/").Watch()
+	clientB, clientC := hosts[1].client(t, "/app/"), hosts[2].client(t, "/app/")
+	watchB, stopB := clientB.Watch()
 	defer stopB()
-	watchC, stopC := hosts[2].client(t, "/app/").Watch()
+	watchC, stopC := clientC.Watch()
 	defer stopC()
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -130,8 +141,8 @@ func TestCloneAcrossHosts(t *testing.T) {
 	// /app/ttl, the same on both hosts.
 	var gotB, gotC []clone.Update
 	for range 6 {
-		gotB = append(gotB, next(t, watchB))
-		gotC = append(gotC, next(t, watchC))
+		gotB = append(gotB, next(t, clientB, watchB))
+		gotC = append(gotC, next(t, clientC, watchC))
 	}
 	for i := range gotB {
 		b, c := gotB[i], gotC[i]
