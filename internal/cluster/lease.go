@@ -1,13 +1,16 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,6 +31,9 @@ const (
 	// fetchWait bounds one pull request; a leaving reader's spell ends
 	// within it.
 	fetchWait = 500 * time.Millisecond
+	// releaseWait bounds giving a lease back (also when the host stops):
+	// two requests, each of which a loaded server may leave unanswered.
+	releaseWait = 5 * time.Second
 )
 
 var errLeaseHeld = errors.New("lease held elsewhere")
@@ -37,6 +43,7 @@ type leases struct {
 	replicas int
 	log      *slog.Logger
 	holder   string
+	attempts atomic.Uint64 // numbers the values of create
 	mu       sync.Mutex
 	kv       jetstream.KeyValue
 }
@@ -117,11 +124,26 @@ func (l *leases) tryAcquire(ctx context.Context, key string) (uint64, error) {
 	return rev, err
 }
 
+// create takes key with a value naming this attempt. A request whose
+// answer was lost (it timed out on a loaded server) may have taken the key
+// all the same: its retry finds the key taken, by this very attempt if the
+// value is ours. Taken for another holder's, the lease was refused to
+// every reader until it expired.
 func (l *leases) create(ctx context.Context, kv jetstream.KeyValue, key string) (uint64, error) {
+	token := []byte(l.holder + "." + strconv.FormatUint(l.attempts.Add(1), 36))
 	var rev uint64
 	err := natsnode.Retry(ctx, "taking a reader lease", l.log, func(ctx context.Context) error {
 		var err error
-		rev, err = kv.Create(ctx, key, []byte(l.holder))
+		rev, err = kv.Create(ctx, key, token)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			e, gerr := kv.Get(ctx, key)
+			switch {
+			case gerr == nil && bytes.Equal(e.Value(), token):
+				rev, err = e.Revision(), nil
+			case gerr != nil && !errors.Is(gerr, jetstream.ErrKeyNotFound):
+				err = gerr // unanswered: ask again
+			}
+		}
 		return err
 	})
 	return rev, err
@@ -138,11 +160,17 @@ func (l *leases) renew(ctx context.Context, key string, rev uint64) (uint64, err
 }
 
 // release gives the lease back (if still ours), so the next reader need
-// not wait for it to expire.
+// not wait for it to expire: an unanswered request is sent again, up to
+// releaseWait. A revision that moved on means the lease is
+// not ours any more: it expired, or an earlier request whose answer was
+// lost deleted it.
 func (l *leases) release(key string, rev uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), releaseWait)
 	defer cancel()
-	if err := l.kv.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
+	err := natsnode.Retry(ctx, "giving a reader lease back", l.log, func(ctx context.Context) error {
+		return l.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+	})
+	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		l.log.Warn("reader lease not given back; it expires by itself", "key", key, "err", fmt.Sprint(err), "within", leaseTTL)
 	}
 }
