@@ -92,7 +92,7 @@ func (l *leases) acquire(ctx context.Context, key string) (uint64, error) {
 	}
 	deadline := time.Now().Add(handoverWait)
 	for {
-		rev, err := l.create(ctx, kv, key)
+		rev, err := l.create(ctx, kv, key, "")
 		if err == nil {
 			return rev, nil
 		}
@@ -110,14 +110,18 @@ func (l *leases) acquire(ctx context.Context, key string) (uint64, error) {
 	}
 }
 
-// tryAcquire takes the lease of key if nobody holds it; errLeaseHeld if
-// somebody does.
-func (l *leases) tryAcquire(ctx context.Context, key string) (uint64, error) {
+// reclaimMark begins the value of a lease taken by a reclaimer, which
+// may be deleting the pipe's stream: see awaitReclaim.
+const reclaimMark = "reclaim:"
+
+// acquireForReclaim takes the lease of key, marked as a reclaimer's, if
+// nobody holds it; errLeaseHeld if somebody does.
+func (l *leases) acquireForReclaim(ctx context.Context, key string) (uint64, error) {
 	kv, err := l.bucket(ctx)
 	if err != nil {
 		return 0, err
 	}
-	rev, err := l.create(ctx, kv, key)
+	rev, err := l.create(ctx, kv, key, reclaimMark)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		err = errLeaseHeld
 	}
@@ -129,8 +133,8 @@ func (l *leases) tryAcquire(ctx context.Context, key string) (uint64, error) {
 // all the same: its retry finds the key taken, by this very attempt if the
 // value is ours. Taken for another holder's, the lease was refused to
 // every reader until it expired.
-func (l *leases) create(ctx context.Context, kv jetstream.KeyValue, key string) (uint64, error) {
-	token := []byte(l.holder + "." + strconv.FormatUint(l.attempts.Add(1), 36))
+func (l *leases) create(ctx context.Context, kv jetstream.KeyValue, key, mark string) (uint64, error) {
+	token := []byte(mark + l.holder + "." + strconv.FormatUint(l.attempts.Add(1), 36))
 	var rev uint64
 	err := natsnode.Retry(ctx, "taking a reader lease", l.log, func(ctx context.Context) error {
 		var err error
@@ -147,6 +151,40 @@ func (l *leases) create(ctx context.Context, kv jetstream.KeyValue, key string) 
 		return err
 	})
 	return rev, err
+}
+
+// awaitReclaim returns once no reclaimer holds the lease of key: it gives
+// the lease back when its DeleteStream has returned, or the lease expires.
+// A stream made again while the server is still deleting the old one of
+// that name is broken for good: nats-server unregisters a stream first
+// (stream.go, mset.stop) and renames its directory away last
+// (filestore.go, fileStore.Delete), taking the new stream's files with
+// it, and a create runs concurrently with the delete in another JetStream
+// API worker. The new stream then fails every store once it opens a
+// second block ("Critical write error ... msgs/2.blk: no such file").
+func (l *leases) awaitReclaim(ctx context.Context, key string) error {
+	kv, err := l.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(leaseTTL + time.Second)
+	for {
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return nil
+		case err == nil && !bytes.HasPrefix(e.Value(), []byte(reclaimMark)):
+			return nil
+		case time.Now().After(deadline):
+			// Expired by now even if the bucket did not answer.
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func (l *leases) renew(ctx context.Context, key string, rev uint64) (uint64, error) {

@@ -839,18 +839,26 @@ func (s *PipeStore) updateLimits() {
 	s.log.Info("pipes' streams limit updated", "pipe_limit", s.pipeLimit.Load(), "updated", updated, "failed", failed)
 }
 
-// ensureStream creates the pipe's stream, or checks the existing one is
-// this pipe's (a different subject would be a hash collision) and allows
-// atomic batches (it sets the flag on a stream an older zbroker made).
+// ensureStream creates the pipe's stream (not while a reclaimer may be
+// deleting it), or checks the existing one is this pipe's (a different
+// subject would be a hash collision) and allows atomic batches (it sets
+// the flag on a stream an older zbroker made).
 // A server that does not know atomic batches (before nats-server 2.12)
 // ignores the flag: the pipe's chunks then go one at a time.
 func (q *pipeQueue) ensureStream() error {
 	ctx, cancel := q.s.context(time.Minute)
 	defer cancel()
 	return natsnode.Retry(ctx, "creating pipe stream", q.s.log, func(ctx context.Context) error {
-		st, err := q.s.js.CreateStream(ctx, q.streamConfig())
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			st, err = q.s.js.Stream(ctx, q.stream)
+		st, err := q.s.js.Stream(ctx, q.stream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			// Its reclaimer may be deleting it still.
+			if err = q.s.leases.awaitReclaim(ctx, q.stream); err != nil {
+				return err
+			}
+			st, err = q.s.js.CreateStream(ctx, q.streamConfig())
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				st, err = q.s.js.Stream(ctx, q.stream)
+			}
 		}
 		if err != nil {
 			return err

@@ -16,7 +16,8 @@ import (
 // withheld), waits fenceGrace for publishes accepted before the fence,
 // and deletes the stream only if it is still empty; otherwise it gives
 // the limit back. A refused writer finds the stream gone and makes it
-// again: no acknowledged chunk is in a deleted stream.
+// again once the reclaimer has given the lease back: no acknowledged chunk
+// is in a deleted stream.
 const (
 	fenceBytes = 1
 	fenceGrace = 500 * time.Millisecond
@@ -56,7 +57,9 @@ func (s *PipeStore) reclaim(pipe, stream string, after <-chan struct{}) {
 	}
 	// The reader lease keeps readers away meanwhile (one arriving waits
 	// for it, see handoverWait); held by a reader, it keeps the stream.
-	rev, err := s.leases.tryAcquire(ctx, stream)
+	// Writers that find the stream gone make it again only once it is
+	// given back (see awaitReclaim).
+	rev, err := s.leases.acquireForReclaim(ctx, stream)
 	if err != nil {
 		return
 	}

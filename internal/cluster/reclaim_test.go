@@ -116,3 +116,38 @@ func TestPipeStaleFenceLifted(t *testing.T) {
 		t.Fatalf("stream after the fence was lifted: %+v %+v %v", info.Config.MaxBytes, info.State, err)
 	}
 }
+
+// A writer that finds its pipe's stream gone makes it again only once
+// the reclaimer deleting it has given the lease back: nats-server moves
+// a deleted stream's directory away at the very end, so a stream made
+// before then would lose its files.
+func TestPipeStreamNotMadeWhileReclaimed(t *testing.T) {
+	c := natstest.Start(t, 1)
+	js := c.Nodes[0].JS
+	h := startPipeHost(t, c.Nodes[0], 1<<20)
+	const pipe = "being-reclaimed"
+	stream := jsname.PipeStream([]byte(pipe))
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	rev, err := h.store.leases.acquireForReclaim(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := dial(t, h, pipe)
+	done := make(chan error, 1)
+	go func() { done <- w.Write(ctx, pipe, chunk(0)) }()
+	select {
+	case err := <-done:
+		t.Fatalf("write answered (%v) while a reclaimer held the lease", err)
+	case <-time.After(4 * fenceGrace):
+	}
+	if _, err := js.Stream(ctx, stream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("stream made while a reclaimer held the lease: %v", err)
+	}
+	h.store.leases.release(stream, rev)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	r := dial(t, h, pipe)
+	readChunks(ctx, t, r, pipe, 0, 1)
+}
