@@ -153,8 +153,9 @@ func (l *leases) create(ctx context.Context, kv jetstream.KeyValue, key, mark st
 	return rev, err
 }
 
-// awaitReclaim returns once no reclaimer holds the lease of key: it gives
-// the lease back when its DeleteStream has returned, or the lease expires.
+// awaitReclaim returns once no reclaimer holds the lease of key (or ctx
+// ends): it gives the lease back when its DeleteStream has returned; a
+// dead reclaimer's lease expires after leaseTTL.
 // A stream made again while the server is still deleting the old one of
 // that name is broken for good: nats-server unregisters a stream first
 // (stream.go, mset.stop) and renames its directory away last
@@ -167,16 +168,9 @@ func (l *leases) awaitReclaim(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(leaseTTL + time.Second)
 	for {
 		e, err := kv.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			return nil
-		case err == nil && !bytes.HasPrefix(e.Value(), []byte(reclaimMark)):
-			return nil
-		case time.Now().After(deadline):
-			// Expired by now even if the bucket did not answer.
+		if errors.Is(err, jetstream.ErrKeyNotFound) || err == nil && !bytes.HasPrefix(e.Value(), []byte(reclaimMark)) {
 			return nil
 		}
 		select {

@@ -851,7 +851,8 @@ func (q *pipeQueue) ensureStream() error {
 	return natsnode.Retry(ctx, "creating pipe stream", q.s.log, func(ctx context.Context) error {
 		st, err := q.s.js.Stream(ctx, q.stream)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			// Its reclaimer may be deleting it still.
+			// Its reclaimer may be deleting it still (a longer wait
+			// times the attempt out: Retry asks again).
 			if err = q.s.leases.awaitReclaim(ctx, q.stream); err != nil {
 				return err
 			}
