@@ -743,6 +743,14 @@ type batchWriter struct {
 
 const copyLimit = 4096
 
+// growFor grows nc's send buffer, once, when it first carries a bigFrame.
+func (w *batchWriter) growFor(nc net.Conn, f []byte) {
+	if len(f) >= bigFrame && !w.grown {
+		w.grown = true
+		growSendBuffer(nc)
+	}
+}
+
 // write writes batch and returns how many messages were written in full.
 // Under CURVE, sealer boxes each frame.
 func (w *batchWriter) write(nc net.Conn, batch []Outgoing, sealer *curveSealer) (int, error) {
@@ -767,10 +775,7 @@ func (w *batchWriter) write(nc net.Conn, batch []Outgoing, sealer *curveSealer) 
 				w.scratch = append(w.scratch, f...)
 				continue
 			}
-			if len(f) >= bigFrame && !w.grown {
-				w.grown = true
-				growSendBuffer(nc)
-			}
+			w.growFor(nc, f)
 			w.bufs = append(w.bufs, w.scratch[segStart:], f)
 			segStart = len(w.scratch)
 			large += int64(len(f))
@@ -813,10 +818,7 @@ func (w *batchWriter) writeSealed(nc net.Conn, batch []Outgoing, s *curveSealer)
 			w.scratch = s.appendFrame(w.scratch, curveCommand, o.command, o.Frames[0])
 		} else {
 			for j, f := range o.Frames {
-				if len(f) >= bigFrame && !w.grown {
-					w.grown = true
-					growSendBuffer(nc)
-				}
+				w.growFor(nc, f)
 				var inner byte
 				if j < len(o.Frames)-1 {
 					inner = curveMore
