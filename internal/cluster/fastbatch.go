@@ -47,7 +47,7 @@ type fastReply struct {
 // sendFast publishes items as one fast batch and returns how many of the
 // first are stored, with the error that stopped the batch if not all.
 func (q *pipeQueue) sendFast(ctx context.Context, items []pubItem) (int, error) {
-	id := q.s.leases.holder + "-f" + strconv.FormatUint(q.s.pubSeq.Add(1), 36)
+	id := q.s.newID("-f")
 	nc := q.s.js.Conn()
 	inbox := nc.NewInbox() + "." + id
 	// Room for every message's answer: a dropped one would cost a retry.

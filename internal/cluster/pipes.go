@@ -534,10 +534,17 @@ func (q *pipeQueue) takeBatch() []pubItem {
 			// when only the acknowledgement of the first attempt was
 			// lost. Unique per store: a pipe released and opened again
 			// within the duplicate window must not reuse one.
-			items[i].id = q.s.leases.holder + "-" + strconv.FormatUint(q.s.pubSeq.Add(1), 36)
+			items[i].id = q.s.newID("-")
 		}
 	}
 	return items
+}
+
+// newID is a message or batch ID unique in the cluster: this store's
+// lease holder, kind ("-" a chunk, "-b" an atomic batch, "-f" a fast
+// batch) and the next number of pubSeq.
+func (s *PipeStore) newID(kind string) string {
+	return s.leases.holder + kind + strconv.FormatUint(s.pubSeq.Add(1), 36)
 }
 
 // Publishing limits. maxAtomicBatch is nats-server's default largest
@@ -683,7 +690,7 @@ func (q *pipeQueue) send(ctx context.Context, mode int32, items []pubItem) (int,
 	}
 	// A fresh batch ID per attempt: an attempt cut short leaves a staged
 	// batch behind until the server's batch timeout.
-	id := q.s.leases.holder + "-b" + strconv.FormatUint(q.s.pubSeq.Add(1), 36)
+	id := q.s.newID("-b")
 	nc := q.s.js.Conn()
 	for i, it := range items {
 		msg := &nats.Msg{Subject: q.subject, Data: it.chunk, Header: nats.Header{
