@@ -181,11 +181,25 @@ func (l *leases) awaitReclaim(ctx context.Context, key string) error {
 	}
 }
 
+// renew extends the lease of key at revision rev. Each renewal writes a
+// value of its own, so that a retry whose first request was applied
+// though its answer was lost (the revision moved on: by us) is told from
+// a lease taken by another holder after ours expired.
 func (l *leases) renew(ctx context.Context, key string, rev uint64) (uint64, error) {
+	token := []byte(l.holder + "." + strconv.FormatUint(l.attempts.Add(1), 36))
 	var next uint64
 	err := natsnode.Retry(ctx, "renewing a reader lease", l.log, func(ctx context.Context) error {
 		var err error
-		next, err = l.kv.Update(ctx, key, []byte(l.holder), rev)
+		next, err = l.kv.Update(ctx, key, token, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			e, gerr := l.kv.Get(ctx, key)
+			switch {
+			case gerr == nil && bytes.Equal(e.Value(), token):
+				next, err = e.Revision(), nil
+			case gerr != nil && !errors.Is(gerr, jetstream.ErrKeyNotFound):
+				err = gerr // unanswered: ask again
+			}
+		}
 		return err
 	})
 	return next, err

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 
@@ -33,7 +35,7 @@ func TestLeaseBucketInMemory(t *testing.T) {
 // time out.
 type lossyLeaseJS struct {
 	jetstream.JetStream
-	createLost, deleteLost atomic.Bool
+	createLost, deleteLost, updateLost atomic.Bool
 }
 
 func (j *lossyLeaseJS) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
@@ -52,6 +54,15 @@ type lossyLeaseKV struct {
 func (kv lossyLeaseKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
 	rev, err := kv.KeyValue.Create(ctx, key, value, opts...)
 	if err == nil && kv.j.createLost.CompareAndSwap(false, true) {
+		return 0, context.DeadlineExceeded
+	}
+	return rev, err
+}
+
+// Update loses the answer of the first renewal, applied.
+func (kv lossyLeaseKV) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
+	rev, err := kv.KeyValue.Update(ctx, key, value, revision)
+	if err == nil && kv.j.updateLost.CompareAndSwap(false, true) {
 		return 0, context.DeadlineExceeded
 	}
 	return rev, err
@@ -96,5 +107,39 @@ func TestLeaseAnswersLost(t *testing.T) {
 	}
 	if !js.deleteLost.Load() {
 		t.Fatal("no lease given back through the lossy bucket")
+	}
+}
+
+// A renewal applied though its answer was lost is not taken for a lease
+// lost: that ended a reading spell with "reader lease lost". A lease
+// another holder took after ours still is.
+func TestLeaseRenewAnswerLost(t *testing.T) {
+	c := natstest.Start(t, 1)
+	js := &lossyLeaseJS{JetStream: c.Nodes[0].JS}
+	log := slog.New(slog.DiscardHandler)
+	mine, theirs := newLeases(js, 1, log), newLeases(c.Nodes[0].JS, 1, log)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	rev, err := mine.acquire(ctx, "renewed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := mine.renew(ctx, "renewed", rev)
+	if err != nil {
+		t.Fatalf("renewal whose answer was lost: %v", err)
+	}
+	if !js.updateLost.Load() || next <= rev {
+		t.Fatalf("no renewal answer lost (%v), or revision %d not past %d", js.updateLost.Load(), next, rev)
+	}
+	if next, err = mine.renew(ctx, "renewed", next); err != nil {
+		t.Fatalf("renewal at the revision the retry found: %v", err)
+	}
+	// Another holder takes the lease once ours is gone: our renewal fails.
+	mine.release("renewed", next)
+	if _, err := theirs.acquire(ctx, "renewed"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mine.renew(ctx, "renewed", next); !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		t.Fatalf("renewal of a lease another holder took: %v, want a revision mismatch", err)
 	}
 }
