@@ -378,15 +378,22 @@ func TestAckRandomSessions(t *testing.T) {
 				waitStats(t, srv, func(s Stats) bool { return s.Clients == clients && s.Unacked == 0 })
 				checkAccounting(t, srv)
 			}
-			r := dialPeer(t, srv)
-			expect(t, "OPEN", r.do("OPEN", "p"), "OK")
-			for _, want := range model {
-				expect(t, "READ", r.do("READ", "p"), want)
-			}
-			expect(t, "CLOSE", r.do("CLOSE", "p"), "OK")
+			readInOrder(t, srv, "p", model)
 			waitStats(t, srv, func(s Stats) bool { return s.Pipes == 0 && s.QueuedBytes == 0 && s.Chunks == 0 })
 		})
 	}
+}
+
+// readInOrder reads pipe to the end of want with a new plain reader,
+// checking each chunk, and closes it.
+func readInOrder(t *testing.T, srv *Server, pipe string, want []string) {
+	t.Helper()
+	r := dialPeer(t, srv)
+	expect(t, "OPEN", r.do("OPEN", pipe), "OK")
+	for _, w := range want {
+		expect(t, "READ", r.do("READ", pipe), w)
+	}
+	expect(t, "CLOSE", r.do("CLOSE", pipe), "OK")
 }
 
 // A chunk acknowledged while its READ's reply still waits behind another
@@ -571,12 +578,7 @@ func TestAckRandomHeldReplies(t *testing.T) {
 				}
 				checkAccounting(t, srv)
 			}
-			r := dialPeer(t, srv)
-			expect(t, "OPEN", r.do("OPEN", "p"), "OK")
-			for _, want := range model {
-				expect(t, "READ", r.do("READ", "p"), want)
-			}
-			expect(t, "CLOSE", r.do("CLOSE", "p"), "OK")
+			readInOrder(t, srv, "p", model)
 			expect(t, "CLOSE", unblocker.do("CLOSE", "x"), "OK")
 			waitStats(t, srv, func(s Stats) bool { return s.Pipes == 0 && s.QueuedBytes == 0 && s.Chunks == 0 })
 		})
