@@ -48,7 +48,7 @@ func (s *Server) overByteCap(p *peer, svc *service, m *message, size int64) bool
 	s.log.Log(context.Background(), level, "request refused over a queue byte cap", "conn", p.conn.ID(), "peer", p.conn.Peer(),
 		"mdp_service", printable(svc.name), "code", CodeQueueFull, "reason", why, "count", p.capped)
 	if p.wantsFailures {
-		p.conn.Send(encodeFailure(m.version, m.env, CodeQueueFull, svc.name, why))
+		s.toClient(p, encodeFailure(m.version, m.env, CodeQueueFull, svc.name, why))
 	}
 	return true
 }

@@ -160,6 +160,12 @@ type Server struct {
 	nextID   uint64
 	expired  []*worker
 	failures map[string]uint64 // requests failed, by code
+	// gathering lists the clients with held replies, gatherTimer bounds
+	// how long they wait (gather.go).
+	gathering   []*peer
+	gatherTimer *time.Timer
+	gatherArmed bool
+	gatherWait  time.Duration
 }
 
 // peer is one connection: a client, a worker, or (rarely) both.
@@ -179,6 +185,7 @@ type peer struct {
 	// Others get only what RFC 7/18 define: no reply, so they time out
 	// and retry.
 	wantsFailures bool
+	gather        gatherState // its held replies, see gather.go
 }
 
 type clientQueue struct {
@@ -317,6 +324,7 @@ func Start(opts Options) (*Server, error) {
 		workers:  map[*worker]struct{}{},
 		failures: map[string]uint64{},
 	}
+	s.startGathering()
 	go s.run()
 	go s.ticks()
 	return s, nil
@@ -417,6 +425,7 @@ func (s *Server) ticks() {
 // state and tells every worker DISCONNECT; events are ignored from then on.
 func (s *Server) shutdown() {
 	s.final = s.snapshot()
+	s.releaseHeld()
 	for w := range s.workers {
 		w.peer.conn.Send(encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
 	}
@@ -478,7 +487,7 @@ func (s *Server) handle(p *peer, frames [][]byte) {
 			s.logBad(p, err.reason)
 			s.failures[CodeBadRequest]++
 			if p.wantsFailures {
-				p.conn.Send(encodeFailure(m.version, m.env, CodeBadRequest, m.service, err.reason))
+				s.toClient(p, encodeFailure(m.version, m.env, CodeBadRequest, m.service, err.reason))
 			}
 		case !m.client && m.version != 0 && p.worker != nil:
 			// A registered worker that breaks the protocol is no longer
@@ -539,7 +548,7 @@ func (s *Server) request(p *peer, m *message) {
 		s.failures[CodeQueueFull]++
 		why := fmt.Sprintf("%d requests already waiting for a worker", svc.queued)
 		if p.wantsFailures {
-			p.conn.Send(encodeFailure(m.version, m.env, CodeQueueFull, svc.name, why))
+			s.toClient(p, encodeFailure(m.version, m.env, CodeQueueFull, svc.name, why))
 		} else {
 			s.log.Debug("request dropped", "conn", p.conn.ID(), "mdp_service", printable(svc.name), "code", CodeQueueFull, "reason", why)
 		}
@@ -593,7 +602,7 @@ func (s *Server) mmi(p *peer, m *message) {
 	default:
 		answer = "501"
 	}
-	p.conn.Send(encodeClientReply(m.version, m.env, true, m.service, [][]byte{[]byte(answer)}))
+	s.toClient(p, encodeClientReply(m.version, m.env, true, m.service, [][]byte{[]byte(answer)}))
 }
 
 // enqueue makes r wait for a worker: at the back of its client's queue, or
@@ -696,7 +705,7 @@ func (s *Server) workerCommand(p *peer, m *message) {
 			// worker if this one dies.
 			if !r.client.gone && r.version == V2 {
 				r.partials++
-				r.client.conn.Send(encodeClientReply(V2, r.env, false, r.service.name, m.body))
+				s.toClient(r.client, encodeClientReply(V2, r.env, false, r.service.name, m.body))
 				if !w.streamHeld && clientQueued(r) > s.opts.ClientQueueLimit {
 					// Backpressure for streams: stop reading the worker
 					// until the client catches up (see onTick).
@@ -771,7 +780,7 @@ func (s *Server) reply(r *request, body [][]byte) {
 	p.pending--
 	s.updatePause(p)
 	out := carve(&r.free, clientReplyLen(r.env, body))
-	p.conn.Send(appendClientReply(out, r.version, r.env, true, r.service.name, body))
+	s.replyTo(p, appendClientReply(out, r.version, r.env, true, r.service.name, body))
 }
 
 // fail ends a request that will get no reply from a worker: with a
@@ -787,7 +796,7 @@ func (s *Server) fail(r *request, code, reason string) {
 	p.pending--
 	s.updatePause(p)
 	if p.wantsFailures {
-		p.conn.Send(encodeFailure(r.version, r.env, code, r.service.name, reason))
+		s.toClient(p, encodeFailure(r.version, r.env, code, r.service.name, reason))
 	}
 }
 
@@ -809,6 +818,7 @@ func (s *Server) updatePause(p *peer) {
 
 func (s *Server) disconnect(p *peer, unsent []zmtp.Outgoing) {
 	p.gone = true
+	s.forget(p)
 	delete(s.peers, p.conn)
 	if w := p.worker; w != nil {
 		if r := w.current; r != nil {

@@ -1,0 +1,122 @@
+package majordomo
+
+import (
+	"time"
+
+	"github.com/zbroker/zbroker/internal/owner"
+)
+
+// Gathering replies. A client that keeps many requests in flight gets
+// their replies one at a time, as its workers finish, about every 10–30
+// µs under load. Sent as they come, they leave in groups of about three
+// per write (the client's writer takes what queued while it was writing
+// the last group), and each loopback TCP write costs the broker 5–7 µs
+// with the receiver's processing and wake-up, and wakes the client to
+// read and answer a few at a time. Such a client loses nothing by getting
+// its replies in larger groups: it has many more requests outstanding,
+// which keep the workers busy meanwhile. So the final replies of a client
+// with at least gatherMin further requests outstanding are held, and sent
+// together once gatherMax of them or gatherBytes wait, once it has fewer
+// than gatherMin outstanding, before anything else is sent to it, or at
+// the latest gatherWait after the first was held. A client with few requests in
+// flight gets every reply at once.
+const (
+	gatherMin   = 32
+	gatherMax   = 16
+	gatherBytes = 64 << 10
+	gatherWait  = time.Millisecond // Server.gatherWait, for tests
+)
+
+// gatherState is a client's held replies.
+type gatherState struct {
+	held  [][][]byte
+	bytes int
+	at    int // index in Server.gathering, while held is not empty
+}
+
+// startGathering makes the timer that bounds how long replies are held.
+// It is armed when a reply is held while it is not armed, and is never
+// stopped: arming a timer wakes a thread waiting in the runtime's
+// netpoller (an eventfd write and read, and a context switch), which cost
+// more than the writes saved when it was armed and stopped for every
+// group. So under steady load it fires once per gatherWait, releasing
+// whatever is held then.
+func (s *Server) startGathering() {
+	s.gatherWait = gatherWait
+	s.gatherTimer = time.AfterFunc(time.Hour, func() {
+		owner.Do(s.calls, s.stopped, s.gatherTimeout)
+	})
+	s.gatherTimer.Stop()
+}
+
+func (s *Server) gatherTimeout() {
+	s.gatherArmed = false
+	s.releaseHeld()
+}
+
+// replyTo sends p a request's final reply, or holds it (see above).
+func (s *Server) replyTo(p *peer, frames [][]byte) {
+	g := &p.gather
+	if p.pending < gatherMin && len(g.held) == 0 {
+		p.conn.Send(frames)
+		return
+	}
+	g.held = append(g.held, frames)
+	for _, f := range frames {
+		g.bytes += len(f)
+	}
+	if p.pending < gatherMin || len(g.held) >= gatherMax || g.bytes >= gatherBytes {
+		s.release(p)
+		return
+	}
+	if len(g.held) == 1 {
+		g.at = len(s.gathering)
+		s.gathering = append(s.gathering, p)
+		if !s.gatherArmed {
+			s.gatherArmed = true
+			s.gatherTimer.Reset(s.gatherWait)
+		}
+	}
+}
+
+// toClient sends p a message other than a final reply, after its held
+// replies: p sees replies in the order the broker made them.
+func (s *Server) toClient(p *peer, frames [][]byte) {
+	if len(p.gather.held) > 0 {
+		s.release(p)
+	}
+	p.conn.Send(frames)
+}
+
+// release sends p's held replies, waking its writer once for all.
+func (s *Server) release(p *peer) {
+	g := &p.gather
+	s.sock.Hold()
+	for _, f := range g.held {
+		p.conn.Send(f)
+	}
+	s.sock.Flush()
+	s.forget(p)
+}
+
+// forget drops p's held replies (sent, or p is gone).
+func (s *Server) forget(p *peer) {
+	g := &p.gather
+	if len(g.held) == 0 {
+		return
+	}
+	clear(g.held)
+	g.held, g.bytes = g.held[:0], 0
+	last := len(s.gathering) - 1
+	moved := s.gathering[last]
+	s.gathering[g.at], moved.gather.at = moved, g.at
+	s.gathering[last] = nil
+	s.gathering = s.gathering[:last]
+}
+
+// releaseHeld sends every held reply.
+func (s *Server) releaseHeld() {
+	for len(s.gathering) > 0 {
+		s.release(s.gathering[len(s.gathering)-1])
+	}
+}
