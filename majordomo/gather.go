@@ -17,32 +17,36 @@ import (
 // which keep the workers busy meanwhile. So the final replies of a client
 // with at least gatherMin further requests outstanding are held, and sent
 // together once gatherMax of them or gatherBytes wait, once it has fewer
-// than gatherMin outstanding, before anything else is sent to it, or at
-// the latest gatherWait after the first was held. A client with few requests in
-// flight gets every reply at once.
+// than gatherMin outstanding, or before anything else is sent to it. A
+// client with few requests in flight gets every reply at once.
+//
+// How long a reply waits is bounded twice. The owner releases replies
+// held for gatherWait or longer when it takes its next batch of events:
+// under load that is within microseconds, and costs nothing. When nothing
+// happens, a timer releases them after gatherBackstop: it is armed when a
+// reply is held while it is not armed, and never stopped, because arming
+// a timer wakes a thread waiting in the runtime's netpoller (an eventfd
+// write and read, and a context switch): armed and stopped for every
+// group, or firing every millisecond, it cost more than the writes saved.
 const (
-	gatherMin   = 32
-	gatherMax   = 16
-	gatherBytes = 64 << 10
-	gatherWait  = time.Millisecond // Server.gatherWait, for tests
+	gatherMin      = 32
+	gatherMax      = 16
+	gatherBytes    = 64 << 10
+	gatherWait     = time.Millisecond      // Server.gatherWait, for tests
+	gatherBackstop = 10 * time.Millisecond // Server.gatherBackstop
 )
 
 // gatherState is a client's held replies.
 type gatherState struct {
 	held  [][][]byte
 	bytes int
-	at    int // index in Server.gathering, while held is not empty
+	since time.Time // when the first was held
+	at    int       // index in Server.gathering, while held is not empty
 }
 
-// startGathering makes the timer that bounds how long replies are held.
-// It is armed when a reply is held while it is not armed, and is never
-// stopped: arming a timer wakes a thread waiting in the runtime's
-// netpoller (an eventfd write and read, and a context switch), which cost
-// more than the writes saved when it was armed and stopped for every
-// group. So under steady load it fires once per gatherWait, releasing
-// whatever is held then.
+// startGathering makes the backstop timer.
 func (s *Server) startGathering() {
-	s.gatherWait = gatherWait
+	s.gatherWait, s.gatherBackstop = gatherWait, gatherBackstop
 	s.gatherTimer = time.AfterFunc(time.Hour, func() {
 		owner.Do(s.calls, s.stopped, s.gatherTimeout)
 	})
@@ -52,6 +56,17 @@ func (s *Server) startGathering() {
 func (s *Server) gatherTimeout() {
 	s.gatherArmed = false
 	s.releaseHeld()
+}
+
+// releaseOld sends the replies held for gatherWait or longer; the owner
+// calls it after each batch of events.
+func (s *Server) releaseOld() {
+	// From the end: release moves the last client into the freed slot.
+	for i := len(s.gathering) - 1; i >= 0; i-- {
+		if p := s.gathering[i]; s.now.Sub(p.gather.since) >= s.gatherWait {
+			s.release(p)
+		}
+	}
 }
 
 // replyTo sends p a request's final reply, or holds it (see above).
@@ -70,11 +85,11 @@ func (s *Server) replyTo(p *peer, frames [][]byte) {
 		return
 	}
 	if len(g.held) == 1 {
-		g.at = len(s.gathering)
+		g.at, g.since = len(s.gathering), s.now
 		s.gathering = append(s.gathering, p)
 		if !s.gatherArmed {
 			s.gatherArmed = true
-			s.gatherTimer.Reset(s.gatherWait)
+			s.gatherTimer.Reset(s.gatherBackstop)
 		}
 	}
 }

@@ -8,12 +8,13 @@ import (
 	"github.com/zbroker/zbroker/internal/owner"
 )
 
-// gatherRig: a broker whose held replies wait as long as wait, one raw
+// gatherRig: a broker whose held replies wait as long as wait (and the
+// backstop), one raw
 // worker of service "s", and a raw client with n requests (bodies 0..n-1)
 // sent.
 func gatherRig(t *testing.T, wait time.Duration, n int) (srv *Server, w, c *rawPeer) {
 	srv = startBroker(t, Options{})
-	owner.Do(srv.calls, srv.stopped, func() { srv.gatherWait = wait })
+	owner.Do(srv.calls, srv.stopped, func() { srv.gatherWait, srv.gatherBackstop = wait, wait })
 	w = dialRaw(t, srv.Endpoint())
 	w.send("MDPW02", "\x01", "s")
 	waitWorkers(t, srv, 1)
@@ -79,6 +80,20 @@ func TestGatherWaitBounded(t *testing.T) {
 	expect(t, "reply held with no other event", c.recv(), "MDPC02|\x03|s|0")
 	answer(t, w)
 	expect(t, "next reply", c.recv(), "MDPC02|\x03|s|1")
+}
+
+// TestGatherWaitOnEvents: with the backstop timer far off, a reply held
+// for gatherWait leaves with the broker's next event.
+func TestGatherWaitOnEvents(t *testing.T) {
+	srv, w, c := gatherRig(t, time.Hour, gatherMin+2)
+	owner.Do(srv.calls, srv.stopped, func() { srv.gatherWait = time.Millisecond })
+	answer(t, w)
+	w.recvFrames() // the next request: the broker has taken the reply
+	c.silent(20 * time.Millisecond)
+	other := dialRaw(t, srv.Endpoint())
+	other.send("MDPC02", "\x01", MMIService, "s")
+	expect(t, "MMI answer", other.recv(), "MDPC02|\x03|"+MMIService+"|200")
+	expect(t, "reply released by an event", c.recv(), "MDPC02|\x03|s|0")
 }
 
 // TestGatheringClientGone: a client that leaves while replies are held

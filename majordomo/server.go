@@ -162,10 +162,11 @@ type Server struct {
 	failures map[string]uint64 // requests failed, by code
 	// gathering lists the clients with held replies, gatherTimer bounds
 	// how long they wait (gather.go).
-	gathering   []*peer
-	gatherTimer *time.Timer
-	gatherArmed bool
-	gatherWait  time.Duration
+	gathering      []*peer
+	gatherTimer    *time.Timer
+	gatherArmed    bool
+	gatherWait     time.Duration
+	gatherBackstop time.Duration
 }
 
 // peer is one connection: a client, a worker, or (rarely) both.
@@ -443,6 +444,9 @@ func (s *Server) take(batch *zmtp.Batch, ok bool) bool {
 		s.now = time.Now()
 		for _, ev := range batch.Events {
 			s.event(ev)
+		}
+		if len(s.gathering) > 0 {
+			s.releaseOld()
 		}
 	}
 	batch.Release()
