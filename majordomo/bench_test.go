@@ -302,10 +302,10 @@ func selfCPU(tb testing.TB) time.Duration {
 //	MDP_BENCH_RATIO=1 go test -run TestBenchRatio -v ./majordomo/
 func TestBenchRatio(t *testing.T) {
 	if os.Getenv("MDP_BENCH_RATIO") == "" {
-		t.Skip("set MDP_BENCH_RATIO=1 to measure (about 1 minute)")
+		t.Skip("set MDP_BENCH_RATIO=1 to measure (about 1 minute; MDP_BENCH_WORKERS=4,16 picks worker counts)")
 	}
 	const rounds, slice = 7, 400 * time.Millisecond
-	for _, n := range []int{1, 4, 16} {
+	for _, n := range benchWorkers() {
 		for _, v := range []Version{V1, V2} {
 			mS, mR := mdpRig(t, n, v)
 			bS, bR := relayRig(t, n, false)
@@ -327,6 +327,24 @@ func TestBenchRatio(t *testing.T) {
 				n, v, median(mdp), median(bare), 100*median(rBare), median(lb), 100*median(rLB), median(mCPU), median(lCPU), 100*median(rCPU))
 		}
 	}
+}
+
+// benchWorkers is the worker counts TestBenchRatio measures: 1, 4 and 16,
+// or those listed in MDP_BENCH_WORKERS (e.g. "4,16").
+func benchWorkers() []int {
+	list := os.Getenv("MDP_BENCH_WORKERS")
+	if list == "" {
+		return []int{1, 4, 16}
+	}
+	var ns []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			panic(fmt.Sprintf("MDP_BENCH_WORKERS: %q is not a worker count", f))
+		}
+		ns = append(ns, n)
+	}
+	return ns
 }
 
 func median(x []float64) float64 {
