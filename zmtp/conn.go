@@ -739,6 +739,7 @@ type batchWriter struct {
 	// escape through the io.Writer and cost an allocation per write.
 	out  net.Buffers
 	ends []int64
+	raw  rawWriter
 }
 
 const copyLimit = 4096
@@ -786,7 +787,7 @@ func (w *batchWriter) write(nc net.Conn, batch []Outgoing, sealer *curveSealer) 
 		w.bufs = append(w.bufs, w.scratch[segStart:])
 	}
 	w.out = w.bufs
-	written, err := w.out.WriteTo(nc)
+	written, err := w.writeTo(nc, &w.out)
 	w.out = nil
 	clear(w.bufs)
 	if err == nil {

@@ -29,7 +29,7 @@ func recvINQ(fd uintptr, p []byte) (n uintptr, left int, errno syscall.Errno) {
 	iov.SetLen(len(p))
 	msg := syscall.Msghdr{Iov: &iov, Iovlen: 1, Control: (*byte)(unsafe.Pointer(&oob))}
 	msg.SetControllen(int(unsafe.Sizeof(oob)))
-	n, _, errno = syscall.Syscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
+	n, _, errno = syscall.RawSyscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
 	left = -1
 	if errno == 0 && int(msg.Controllen) >= syscall.CmsgLen(4) {
 		h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob))

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"sync"
@@ -91,6 +90,10 @@ type readState struct {
 	rc       syscall.RawConn // to wait for data without a buffer; nil if none
 	readFn   func(uintptr) bool
 	inqFn    func(uintptr) // rs.inq, bound once
+	bodyFn   func(uintptr) bool
+	body     []byte // what bodyFn reads into
+	bodyN    int
+	bodyErr  syscall.Errno
 	inqN     int
 	small    [smallRead]byte // see readSmall
 	smallN   int
@@ -136,6 +139,7 @@ func (c *Conn) initReadState(hsr *bufio.Reader, g *Guard) {
 	c.rs.useINQ(c.nc)
 	c.rs.inqFn = c.rs.inq
 	c.rs.readFn = c.rs.readInto
+	c.rs.bodyFn = c.rs.readBodyFn
 }
 
 // awaitMessage is called between messages with nothing buffered: it gives
@@ -263,10 +267,6 @@ func (rs *readState) charge(n int) error {
 	rs.held += int64(n)
 	return nil
 }
-
-// source is what the read buffer reads from, for bodies read straight
-// into place (readBody).
-func (rs *readState) source() io.Reader { return &rs.src }
 
 // deadlineErr names a deadline that ended a read.
 func (c *Conn) deadlineErr(err error) error {

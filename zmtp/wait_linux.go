@@ -51,7 +51,7 @@ func (rs *readState) readInto(fd uintptr) bool {
 		if rs.inqOn {
 			n, left, errno = recvINQ(fd, rs.small[:])
 		} else {
-			n, _, errno = syscall.Syscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&rs.small[0])), uintptr(len(rs.small)))
+			n, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&rs.small[0])), uintptr(len(rs.small)))
 		}
 		switch errno {
 		case syscall.EINTR:
@@ -83,7 +83,7 @@ func (rs *readState) queued() int {
 
 func (rs *readState) inq(fd uintptr) {
 	var n int32
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n))); errno == 0 && n > 0 {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n))); errno == 0 && n > 0 {
 		rs.inqN = int(n)
 	}
 }
