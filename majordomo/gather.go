@@ -72,25 +72,26 @@ func (s *Server) releaseOld() {
 // replyTo sends p a request's final reply, or holds it (see above).
 func (s *Server) replyTo(p *peer, frames [][]byte) {
 	g := &p.gather
-	if p.pending < gatherMin && len(g.held) == 0 {
+	size := 0
+	for _, f := range frames {
+		size += len(f)
+	}
+	if len(g.held) == 0 && (p.pending < gatherMin || size >= gatherBytes) {
 		p.conn.Send(frames)
 		return
 	}
 	g.held = append(g.held, frames)
-	for _, f := range frames {
-		g.bytes += len(f)
-	}
-	if p.pending < gatherMin || len(g.held) >= gatherMax || g.bytes >= gatherBytes {
-		s.release(p)
-		return
-	}
-	if len(g.held) == 1 {
+	g.bytes += size
+	if len(g.held) == 1 { // listed before any release, which unlists it
 		g.at, g.since = len(s.gathering), s.now
 		s.gathering = append(s.gathering, p)
 		if !s.gatherArmed {
 			s.gatherArmed = true
 			s.gatherTimer.Reset(s.gatherBackstop)
 		}
+	}
+	if p.pending < gatherMin || len(g.held) >= gatherMax || g.bytes >= gatherBytes {
+		s.release(p)
 	}
 }
 

@@ -2,6 +2,7 @@ package majordomo
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +71,24 @@ func TestRepliesGathered(t *testing.T) {
 	}
 	answer(t, w)
 	expect(t, "reply near the end", c.recv(), fmt.Sprintf("MDPC02|\x03|s|%d", n-gatherMin+1))
+}
+
+// TestGatherLargeReply: a reply of gatherBytes or more is not held, and
+// one that takes the held bytes past it leaves with those held before it.
+func TestGatherLargeReply(t *testing.T) {
+	_, w, c := gatherRig(t, time.Hour, gatherMin+3)
+	big := strings.Repeat("x", gatherBytes)
+	reply := func(body string) {
+		req := w.recvFrames()
+		w.c.Send([][]byte{[]byte("MDPW02"), {4}, req[2], {}, []byte(body)})
+	}
+	reply(big)
+	expect(t, "large reply, at once", c.recv(), "MDPC02|\x03|s|"+big)
+	reply("small")
+	c.silent(20 * time.Millisecond)
+	reply(big[1:])
+	expect(t, "held reply", c.recv(), "MDPC02|\x03|s|small")
+	expect(t, "reply past the held bytes", c.recv(), "MDPC02|\x03|s|"+big[1:])
 }
 
 // TestGatherWaitBounded: a held reply leaves within gatherWait even when
