@@ -179,6 +179,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cl := registerClusterFlags(fs, store)
 	curve := registerCurveFlags(fs)
 	mem := registerMemoryFlags(fs)
+	ps := registerProcsFlags(fs)
 	var obs observeSettings
 	obs.flags(fs)
 	cmd.Usage = usage + flagDefaults(fs)
@@ -211,6 +212,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// Log what applies, not what was typed (--pipe-limit 0 is 64MiB).
 	b.zp, b.mdp, b.kv = b.zp.WithDefaults(), b.mdp.WithDefaults(), b.kv.WithDefaults()
 	memLimit := mem.apply(b.zp.TotalLimit, sec.guard.ReceiveBudget)
+	procsMode, stopProcs := ps.apply(log)
+	defer stopProcs()
 
 	// Each started service leaves a function that stops it and says what
 	// it discarded; a failed start stops the ones already running.
@@ -225,7 +228,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rl := &reloader{fs: fs, cmdline: cmdline, config: &b.config, raw: raw, log: log, live: map[string]func(string) (string, string, error){}}
 	rl.logLevel(level, &b.settings)
 	ready := []any{"name", b.name, "version", cli.Version("zbroker"), "log_level", level.Level().String(),
-		"memory_limit", units.FormatSize(memLimit)}
+		"memory_limit", units.FormatSize(memLimit), "procs", procsMode}
 	observed := &observe.Broker{Name: b.name}
 	if cl.enabled() {
 		stop, err := cl.start(log, &b.zp, &b.kv, !b.noClone)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/zbroker/zbroker/internal/gcfloor"
+	"github.com/zbroker/zbroker/internal/procs"
 	"github.com/zbroker/zbroker/internal/relay"
 	"github.com/zbroker/zbroker/zpipes"
 )
@@ -54,6 +55,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	// The heap floor zbroker sets with its default limits (memory.go):
 	// the child is measured as zbroker runs.
 	gcfloor.Start(gcfloor.For(0))
+	// zbroker's default --procs auto (internal/procs), unless
+	// ZBROKER_PROCS, as zbroker reads it, says otherwise; the bare relay
+	// is the baseline and keeps the runtime's default.
+	if p := os.Getenv("ZBROKER_PROCS"); args[0] != "relay" && (p == "" || p == "auto") {
+		stop, _ := procs.Start(procs.Period, nil)
+		defer stop()
+	}
 	var stop func()
 	switch args[0] {
 	case "zpipes":

@@ -1,0 +1,248 @@
+// Package procs runs the Go scheduler with one P while one P is enough
+// for the load, and with the runtime's default number of Ps otherwise.
+//
+// With one message in flight, every hand-off between a connection's
+// reader, the owner and a connection's writer readies a goroutine while
+// another P is idle; the runtime then wakes a second thread to spin for
+// work that the current thread runs next anyway. Those wake-ups (futex
+// calls, context switches, sysmon) cost broker CPU per message and, on a
+// small machine, take a core from the clients just when they are due to
+// receive the reply (BENCHMARKS.md, "One chunk in flight"). With one P
+// there is no idle P to start a thread for.
+//
+// One P must not cost throughput, so the governor watches two signals
+// every period: the CPU the process uses (getrusage) and how many
+// goroutines, on average, were runnable but waiting for a P (from the
+// runtime's scheduling latencies, /sched/latencies:seconds). A load that
+// fits on one P with room to spare (little CPU, nobody waiting) gets one
+// P after a calm spell; on one P, a period in which goroutines queued for
+// the P or the P was nearly saturated gives the default back at once.
+// Each change stops the world for a moment, so a load that needed the Ps
+// back soon after losing them doubles the calm spell required before the
+// next try (bounded), and the governor settles instead of flapping.
+package procs
+
+import (
+	"math"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sample is what the governor sees of one period.
+type Sample struct {
+	// CPU is the CPU time the process used over the period (user and
+	// system, all threads), in CPUs: 0.5 is half a core.
+	CPU float64
+	// Wait is the mean number of goroutines that were runnable but not
+	// running (waiting for a P) over the period, counting only waits
+	// longer than lateWait.
+	Wait float64
+}
+
+// Policy holds the governor's thresholds.
+type Policy struct {
+	// Max is the number of Ps when not on one: the runtime's default.
+	Max int
+	// With Max Ps, a period is calm when CPU ≤ DownCPU and Wait ≤
+	// DownWait. Idle Ps spin, so a light load takes more CPU with Max Ps
+	// than with one; DownCPU only keeps loads that surely need more than
+	// one CPU from trying one P, and Wait (no late waits even with Max
+	// Ps) is what says one may do. A wrong guess costs a period on one P
+	// and lengthens the next calm spell.
+	DownCPU, DownWait float64
+	// With one P, a period with Wait > UpWait (goroutines queued behind
+	// the running one) or CPU > UpCPU (the P saturated) brings Max back.
+	UpCPU, UpWait float64
+	// Calm is how many calm periods in a row it takes to go to one P;
+	// after a flap (Ps given back before as many periods on one) the
+	// count doubles, up to MaxCalm.
+	Calm, MaxCalm int
+}
+
+// DefaultPolicy is the policy for a process whose default is max Ps,
+// sampled every Period. On one P, issue 14's one-chunk-in-flight case
+// showed a Wait of 0–0.035 and 0.4–0.8 CPU; pipelined 4 KiB and 64 KiB
+// loads, which one P slows by about a tenth, 0.03–1.4 (most periods over
+// 0.1), and many connections 2–10. With two Ps, the first shows no late
+// waits, the others 0.1 and more (BENCHMARKS.md, "One chunk in flight
+// (session 5)").
+func DefaultPolicy(max int) Policy {
+	return Policy{Max: max, DownCPU: 1, DownWait: 0.02, UpCPU: 0.95, UpWait: 0.1, Calm: 10, MaxCalm: 600}
+}
+
+// Governor decides, period after period, how many Ps to run with. It
+// only decides; Start applies its decisions to the runtime.
+type Governor struct {
+	p     Policy
+	procs int // what it last asked for
+	calm  int // calm periods needed now
+	quiet int // calm periods in a row with Max Ps
+	onOne int // periods on one P since the last change
+}
+
+// NewGovernor starts with one P, as if one had been enough for a while:
+// a process starts idle, and a load that needs more gets them within a
+// period.
+func NewGovernor(p Policy) *Governor {
+	return &Governor{p: p, procs: 1, calm: p.Calm, onOne: p.Calm}
+}
+
+// Next takes the sample of the period just ended and returns the number
+// of Ps to run with from now on.
+func (g *Governor) Next(s Sample) int {
+	if g.p.Max <= 1 {
+		return g.procs
+	}
+	if g.procs == 1 {
+		g.onOne++
+		if s.CPU > g.p.UpCPU || s.Wait > g.p.UpWait {
+			if g.onOne < g.calm {
+				g.calm = min(2*g.calm, g.p.MaxCalm)
+			} else {
+				g.calm = g.p.Calm // a new load, not a flap
+			}
+			g.procs, g.quiet = g.p.Max, 0
+		}
+		return g.procs
+	}
+	if s.CPU <= g.p.DownCPU && s.Wait <= g.p.DownWait {
+		g.quiet++
+	} else {
+		g.quiet = 0
+	}
+	if g.quiet >= g.calm {
+		g.procs, g.onOne = 1, 0
+	}
+	return g.procs
+}
+
+// lateWait is the shortest wait for a P that Wait counts. On one P, a
+// hand-off waits a few µs for the goroutine that made it to park: less
+// than waking a thread to run it on a second P would take, so such
+// waits are what one P is for, not a sign that it is short. Issue 14's
+// one-chunk-in-flight case waits longer than 50 µs almost never on one
+// P; pipelined 4 KiB and 64 KiB loads, which one P slows down, do for
+// 0.1–0.6 goroutines on average.
+const lateWait = 50e-6
+
+// trackingPeriod is how often the runtime times a goroutine's wait for
+// a P: on one transition out of running in 8 (gTrackingPeriod in the
+// runtime's runtime2.go). TestWaitCountsRunnable fails if that changes.
+const trackingPeriod = 8
+
+// meter reads the samples.
+type meter struct {
+	m      []metrics.Sample
+	counts []uint64 // the latency histogram's counts at the last read
+	cpu    time.Duration
+	at     time.Time
+}
+
+func newMeter() *meter {
+	m := &meter{m: []metrics.Sample{{Name: "/sched/latencies:seconds"}}}
+	m.read()
+	return m
+}
+
+// read returns the sample since the last read.
+func (m *meter) read() Sample {
+	metrics.Read(m.m)
+	cpu, at := cpuTime(), time.Now()
+	var s Sample
+	if dt := at.Sub(m.at).Seconds(); m.counts != nil && dt > 0 {
+		s.CPU = (cpu - m.cpu).Seconds() / dt
+		s.Wait = waited(m.m[0].Value.Float64Histogram(), m.counts) * trackingPeriod / dt
+	}
+	h := m.m[0].Value.Float64Histogram()
+	m.counts = append(m.counts[:0], h.Counts...)
+	m.cpu, m.at = cpu, at
+	return s
+}
+
+// waited is the total time, in seconds, of the waits longer than
+// lateWait that h counted since it held the counts last (each taken at
+// its bucket's middle). By Little's law, that total over the period is
+// the mean number of goroutines waiting so long.
+func waited(h *metrics.Float64Histogram, last []uint64) float64 {
+	var sum float64
+	for i, c := range h.Counts {
+		if i < len(last) {
+			c -= last[i]
+		}
+		if c == 0 {
+			continue
+		}
+		lo, hi := h.Buckets[i], h.Buckets[i+1]
+		switch {
+		case math.IsInf(lo, -1):
+			lo = 0
+		case math.IsInf(hi, 1):
+			hi = lo
+		}
+		if mid := (lo + hi) / 2; mid > lateWait {
+			sum += float64(c) * mid
+		}
+	}
+	return sum
+}
+
+// Period is how often a governor samples the process: a load that
+// outgrows one P gets the others back within about this long.
+const Period = 100 * time.Millisecond
+
+var running atomic.Bool // one governor per process
+
+// Start runs a governor that samples the process every period and sets
+// its Ps, until the returned function is called; that function gives
+// back the runtime's default and returns once the governor has stopped.
+// logf, if not nil, is told of each change. Start does nothing (and says
+// false) if GOMAXPROCS is set in the environment (the operator's choice
+// wins), if the default is one P already, or if a governor is running.
+func Start(period time.Duration, logf func(procs int, s Sample)) (stop func(), ok bool) {
+	max := runtime.GOMAXPROCS(0)
+	if os.Getenv("GOMAXPROCS") != "" || max <= 1 || cpuTime() < 0 || !running.CompareAndSwap(false, true) {
+		return func() {}, false
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		defer running.Store(false)
+		defer runtime.SetDefaultGOMAXPROCS()
+		govern(NewGovernor(DefaultPolicy(max)), period, quit, logf)
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(quit); <-done }) }, true
+}
+
+func govern(g *Governor, period time.Duration, quit <-chan struct{}, logf func(int, Sample)) {
+	runtime.GOMAXPROCS(g.procs)
+	m := newMeter()
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-quit:
+			return
+		case <-t.C:
+		}
+		s := m.read()
+		n := g.Next(s)
+		if n == runtime.GOMAXPROCS(0) {
+			continue
+		}
+		if n == g.p.Max {
+			// The runtime's default, which also follows later changes
+			// of the CPU limit (cgroup quota).
+			runtime.SetDefaultGOMAXPROCS()
+		} else {
+			runtime.GOMAXPROCS(n)
+		}
+		if logf != nil {
+			logf(n, s)
+		}
+	}
+}
