@@ -50,13 +50,18 @@ type Policy struct {
 	// With Max Ps, a period is calm when CPU ≤ DownCPU and Wait ≤
 	// DownWait. Idle Ps spin, so a light load takes more CPU with Max Ps
 	// than with one; DownCPU only keeps loads that surely need more than
-	// one CPU from trying one P, and Wait (no late waits even with Max
+	// one CPU from trying one P, and Wait (few late waits even with Max
 	// Ps) is what says one may do. A wrong guess costs a period on one P
-	// and lengthens the next calm spell.
+	// and doubles the next calm spell.
 	DownCPU, DownWait float64
-	// With one P, a period with Wait > UpWait (goroutines queued behind
-	// the running one) or CPU > UpCPU (the P saturated) brings Max back.
-	UpCPU, UpWait float64
+	// With one P, Max comes back after a period with CPU > UpCPU (the P
+	// saturated), with Wait > UpWait while CPU > UpWaitCPU (goroutines
+	// queued behind a busy P), or with Wait > UpWaitAlone. Late waits
+	// while the process uses little CPU mean that its thread was not
+	// running: the machine's CPUs were busy with other processes, which
+	// a second P would compete with rather than relieve, unless many
+	// goroutines wait.
+	UpCPU, UpWait, UpWaitCPU, UpWaitAlone float64
 	// Calm is how many calm periods in a row it takes to go to one P;
 	// after a flap (Ps given back before as many periods on one) the
 	// count doubles, up to MaxCalm.
@@ -65,13 +70,16 @@ type Policy struct {
 
 // DefaultPolicy is the policy for a process whose default is max Ps,
 // sampled every Period. On one P, issue 14's one-chunk-in-flight case
-// showed a Wait of 0–0.035 and 0.4–0.8 CPU; pipelined 4 KiB and 64 KiB
-// loads, which one P slows by about a tenth, 0.03–1.4 (most periods over
-// 0.1), and many connections 2–10. With two Ps, the first shows no late
-// waits, the others 0.1 and more (BENCHMARKS.md, "One chunk in flight
-// (session 5)").
+// showed a Wait of 0–0.07 at 0.4–0.8 CPU, and up to 0.8 at 0.2–0.4 CPU
+// while other processes kept the machine busy; pipelined 4 KiB and
+// 64 KiB loads, which one P slows by a tenth or more, Waits of
+// 0.05–1.5 at 0.45–0.9 CPU (most periods over 0.1 at over 0.5 CPU), and
+// many connections 2–11. With two Ps, the first had Waits of 0–0.02 in
+// most periods, the others 0.1 and more (BENCHMARKS.md, "One chunk in
+// flight (session 5)").
 func DefaultPolicy(max int) Policy {
-	return Policy{Max: max, DownCPU: 1, DownWait: 0.02, UpCPU: 0.95, UpWait: 0.1, Calm: 10, MaxCalm: 600}
+	return Policy{Max: max, DownCPU: 1, DownWait: 0.05,
+		UpCPU: 0.95, UpWait: 0.1, UpWaitCPU: 0.5, UpWaitAlone: 1, Calm: 10, MaxCalm: 600}
 }
 
 // Governor decides, period after period, how many Ps to run with. It
@@ -99,7 +107,7 @@ func (g *Governor) Next(s Sample) int {
 	}
 	if g.procs == 1 {
 		g.onOne++
-		if s.CPU > g.p.UpCPU || s.Wait > g.p.UpWait {
+		if s.CPU > g.p.UpCPU || s.Wait > g.p.UpWaitAlone || s.Wait > g.p.UpWait && s.CPU > g.p.UpWaitCPU {
 			if g.onOne < g.calm {
 				g.calm = min(2*g.calm, g.p.MaxCalm)
 			} else {
@@ -123,10 +131,8 @@ func (g *Governor) Next(s Sample) int {
 // lateWait is the shortest wait for a P that Wait counts. On one P, a
 // hand-off waits a few µs for the goroutine that made it to park: less
 // than waking a thread to run it on a second P would take, so such
-// waits are what one P is for, not a sign that it is short. Issue 14's
-// one-chunk-in-flight case waits longer than 50 µs almost never on one
-// P; pipelined 4 KiB and 64 KiB loads, which one P slows down, do for
-// 0.1–0.6 goroutines on average.
+// waits are what one P is for, not a sign that it is short (see
+// DefaultPolicy for what loads show).
 const lateWait = 50e-6
 
 // trackingPeriod is how often the runtime times a goroutine's wait for

@@ -42,8 +42,9 @@ func TestStartsOnOneAndStaysWhileLight(t *testing.T) {
 	}
 }
 
-// On one P, the first period over either bound gives the Ps back; a
-// period at the bounds does not.
+// On one P, the first period over a bound gives the Ps back; a period
+// at the bounds does not, nor late waits while the process uses little
+// CPU (its thread was not running), unless many goroutines wait.
 func TestUpAtOnce(t *testing.T) {
 	p := DefaultPolicy(2)
 	for _, c := range []struct {
@@ -52,7 +53,10 @@ func TestUpAtOnce(t *testing.T) {
 	}{
 		{Sample{CPU: p.UpCPU, Wait: p.UpWait}, 1},
 		{Sample{CPU: p.UpCPU + 0.01}, 2},
-		{Sample{Wait: p.UpWait + 0.001}, 2},
+		{Sample{CPU: p.UpWaitCPU + 0.01, Wait: p.UpWait + 0.001}, 2},
+		{Sample{CPU: p.UpWaitCPU, Wait: p.UpWait + 0.001}, 1},
+		{Sample{CPU: 0.2, Wait: p.UpWaitAlone}, 1},
+		{Sample{CPU: 0.2, Wait: p.UpWaitAlone + 0.01}, 2},
 		{Sample{CPU: 1.5, Wait: 3}, 2},
 	} {
 		if got := NewGovernor(p).Next(c.s); got != c.want {
