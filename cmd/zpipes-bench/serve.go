@@ -56,9 +56,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	// the child is measured as zbroker runs.
 	gcfloor.Start(gcfloor.For(0))
 	// zbroker's default --procs auto (internal/procs), unless
-	// ZBROKER_PROCS, as zbroker reads it, says otherwise; the bare relay
+	// ZBROKER_PROCS, as zbroker reads it, says default; the bare relay
 	// is the baseline and keeps the runtime's default.
-	if p := os.Getenv("ZBROKER_PROCS"); args[0] != "relay" && (p == "" || p == "auto") {
+	switch p := os.Getenv("ZBROKER_PROCS"); {
+	case p != "" && p != "auto" && p != "default":
+		fmt.Fprintf(stderr, "zpipes-bench serve: ZBROKER_PROCS=%q: want auto or default (GOMAXPROCS=N fixes N)\n", p)
+		return 2
+	case args[0] != "relay" && p != "default":
 		stop, _ := procs.Start(procs.Period, nil)
 		defer stop()
 	}
