@@ -561,7 +561,13 @@ func (c *Conn) readMessage() ([][]byte, error) {
 		budget -= int64(len(body)) + perFrameCost
 		if flags&flagMore == 0 && len(frames) == 0 {
 			// A one-frame message (every one under CURVE, which skips
-			// readBuffered) takes its list from the block too.
+			// readBuffered) takes its list from the block too, unless
+			// its body is large: a block lives while any list carved
+			// from it does, or the reader still carves from it, and
+			// keeps every body in it alive (256 bodies of 1 MiB).
+			if len(body) > copyLimit {
+				return [][]byte{body}, nil
+			}
 			one := c.block.take(1)
 			one[0] = body
 			return one, nil
