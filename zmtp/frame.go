@@ -73,11 +73,14 @@ func readFrameInto(r *bufio.Reader, budget int64, buf []byte, mem frameMemory) (
 	}
 	var size uint64
 	if flags&flagLong != 0 {
-		var b [8]byte
-		if _, err = io.ReadFull(r, b[:]); err != nil {
+		// Peeked, not read into an array, which would escape
+		// through io.ReadFull: an allocation per frame.
+		b, err := r.Peek(8)
+		if err != nil {
 			return 0, nil, unexpected(err)
 		}
-		size = binary.BigEndian.Uint64(b[:])
+		size = binary.BigEndian.Uint64(b)
+		r.Discard(8)
 	} else {
 		b, err := r.ReadByte()
 		if err != nil {

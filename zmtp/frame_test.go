@@ -353,3 +353,23 @@ func TestFrameLargeBodies(t *testing.T) {
 		}
 	}
 }
+
+// A frame with an 8-byte size read into a buffer of its own allocates
+// nothing (the size used to escape through io.ReadFull).
+func TestReadLongFrameAllocs(t *testing.T) {
+	const n = 1000
+	wire := append(appendFrameHeader(nil, 0, n), patterned(n, 3)...)
+	src := bytes.NewReader(wire)
+	r := bufio.NewReaderSize(src, 4096)
+	buf := make([]byte, n)
+	allocs := testing.AllocsPerRun(100, func() {
+		src.Reset(wire)
+		r.Reset(src)
+		if _, body, err := readFrameInto(r, 1<<20, buf, nil); err != nil || len(body) != n {
+			t.Fatalf("read %d bytes, %v", len(body), err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per frame, want 0", allocs)
+	}
+}

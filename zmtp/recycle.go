@@ -32,10 +32,20 @@ func Recycle(b []byte) {
 		return
 	}
 	p := recyclePool(len(b), true)
-	if p != nil {
-		p.Put(&b)
+	if p == nil {
+		return
 	}
+	h, _ := holders.Get().(*[]byte)
+	if h == nil {
+		h = new([]byte)
+	}
+	*h = b
+	p.Put(h)
 }
+
+// holders keeps the *[]byte a pool entry needs once its body is taken, so
+// that recycling a body costs no allocation.
+var holders sync.Pool
 
 // reuseBody returns a recycled body of n bytes (length 0), or nil.
 func reuseBody(n int) []byte {
@@ -43,8 +53,11 @@ func reuseBody(n int) []byte {
 		return nil
 	}
 	if p := recyclePool(n, false); p != nil {
-		if b, ok := p.Get().(*[]byte); ok {
-			return (*b)[:0]
+		if h, ok := p.Get().(*[]byte); ok {
+			b := (*h)[:0]
+			*h = nil
+			holders.Put(h)
+			return b
 		}
 	}
 	return nil

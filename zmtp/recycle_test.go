@@ -2,6 +2,7 @@ package zmtp
 
 import (
 	"bytes"
+	"runtime"
 	"testing"
 )
 
@@ -49,4 +50,49 @@ func TestRecycle(t *testing.T) {
 	if b := reuseBody(n); b != nil && &b[:1][0] == &shared[0] {
 		t.Error("a body whose capacity exceeds its length was kept")
 	}
+}
+
+// Recycling a body and taking it back allocates nothing: the pool's
+// holder of a body taken is kept for the next body recycled.
+func TestRecycleAllocs(t *testing.T) {
+	const n = 200 << 10
+	b := make([]byte, n)
+	allocs := testing.AllocsPerRun(100, func() {
+		Recycle(b)
+		if got := reuseBody(n); got != nil {
+			b = got[:n]
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per recycled body, want 0", allocs)
+	}
+}
+
+// Large one-frame messages a dialed connection has received and dropped
+// are garbage: their frame lists do not share a block that keeps them
+// all alive while the connection reads on.
+func TestLargeMessagesNotRetained(t *testing.T) {
+	const n, size = 150, 1 << 20
+	ts := startServer(t, abstractEndpoint(t), Options{}, nil)
+	c := dialT(t, ts.endpoint(), Options{})
+	accepted := ts.next(Connected).Conn
+	body := make([]byte, size)
+	for range n {
+		if err := accepted.Send([][]byte{body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		msg, err := recvTimeout(t, c, testTimeout)
+		if err != nil || len(msg) != 1 || len(msg[0]) != size {
+			t.Fatalf("message %d: %d frames, %v", i, len(msg), err)
+		}
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapInuse > 64<<20 {
+		t.Fatalf("%d MiB of heap in use after %d messages of 1 MiB were received and dropped, want under 64 MiB", ms.HeapInuse>>20, n)
+	}
+	runtime.KeepAlive(c)
 }
