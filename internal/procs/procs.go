@@ -225,7 +225,8 @@ func Start(period time.Duration, logf func(procs int, s Sample)) (stop func(), o
 }
 
 func govern(g *Governor, period time.Duration, quit <-chan struct{}, logf func(int, Sample)) {
-	runtime.GOMAXPROCS(g.procs)
+	cur := g.procs
+	runtime.GOMAXPROCS(cur)
 	m := newMeter()
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -237,15 +238,16 @@ func govern(g *Governor, period time.Duration, quit <-chan struct{}, logf func(i
 		}
 		s := m.read()
 		n := g.Next(s)
-		if n == runtime.GOMAXPROCS(0) {
+		if n == cur {
 			continue
 		}
-		if n == g.p.Max {
-			// The runtime's default, which also follows later changes
-			// of the CPU limit (cgroup quota).
-			runtime.SetDefaultGOMAXPROCS()
+		cur = n
+		if n == 1 {
+			runtime.GOMAXPROCS(1)
 		} else {
-			runtime.GOMAXPROCS(n)
+			// The runtime's default, which also follows later changes
+			// of the CPU limit (cgroup quota) until the next one P.
+			runtime.SetDefaultGOMAXPROCS()
 		}
 		if logf != nil {
 			logf(n, s)
