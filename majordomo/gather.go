@@ -15,10 +15,13 @@ import (
 // read and answer a few at a time. Such a client loses nothing by getting
 // its replies in larger groups: it has many more requests outstanding,
 // which keep the workers busy meanwhile. So the final replies of a client
-// with at least gatherMin further requests outstanding are held, and sent
+// with at least gatherMin further requests outstanding, coming at most
+// gatherGap apart, are held, and sent
 // together once gatherMax of them or gatherBytes wait, once it has fewer
 // than gatherMin outstanding, or before anything else is sent to it. A
-// client with few requests in flight gets every reply at once.
+// client with few requests in flight gets every reply at once, and so does
+// one whose replies come slowly (a slow service): grouping them would save
+// nothing and add up to gatherBackstop to each.
 //
 // How long a reply waits is bounded twice. The owner releases replies
 // held for gatherWait or longer when it takes its next batch of events:
@@ -32,8 +35,9 @@ const (
 	gatherMin      = 32
 	gatherMax      = 16
 	gatherBytes    = 64 << 10
-	gatherWait     = time.Millisecond      // Server.gatherWait, for tests
-	gatherBackstop = 10 * time.Millisecond // Server.gatherBackstop
+	gatherGap      = 200 * time.Microsecond // Server.gatherGap
+	gatherWait     = time.Millisecond       // Server.gatherWait, for tests
+	gatherBackstop = 10 * time.Millisecond  // Server.gatherBackstop
 )
 
 // gatherState is a client's held replies.
@@ -41,12 +45,13 @@ type gatherState struct {
 	held  [][][]byte
 	bytes int
 	since time.Time // when the first was held
+	last  time.Time // when the client's last final reply was made
 	at    int       // index in Server.gathering, while held is not empty
 }
 
 // startGathering makes the backstop timer.
 func (s *Server) startGathering() {
-	s.gatherWait, s.gatherBackstop = gatherWait, gatherBackstop
+	s.gatherWait, s.gatherBackstop, s.gatherGap = gatherWait, gatherBackstop, gatherGap
 	s.gatherTimer = time.AfterFunc(time.Hour, func() {
 		owner.Do(s.calls, s.stopped, s.gatherTimeout)
 	})
@@ -76,7 +81,9 @@ func (s *Server) replyTo(p *peer, frames [][]byte) {
 	for _, f := range frames {
 		size += len(f)
 	}
-	if len(g.held) == 0 && (p.pending < gatherMin || size >= gatherBytes) {
+	fast := s.now.Sub(g.last) <= s.gatherGap
+	g.last = s.now
+	if len(g.held) == 0 && (!fast || p.pending < gatherMin || size >= gatherBytes) {
 		p.conn.Send(frames)
 		return
 	}

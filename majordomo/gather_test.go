@@ -2,6 +2,7 @@ package majordomo
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -10,12 +11,12 @@ import (
 )
 
 // gatherRig: a broker whose held replies wait as long as wait (and the
-// backstop), one raw
+// backstop), and which takes every client's replies for fast ones, one raw
 // worker of service "s", and a raw client with n requests (bodies 0..n-1)
 // sent.
 func gatherRig(t *testing.T, wait time.Duration, n int) (srv *Server, w, c *rawPeer) {
 	srv = startBroker(t, Options{})
-	owner.Do(srv.calls, srv.stopped, func() { srv.gatherWait, srv.gatherBackstop = wait, wait })
+	owner.Do(srv.calls, srv.stopped, func() { srv.gatherWait, srv.gatherBackstop, srv.gatherGap = wait, wait, math.MaxInt64 })
 	w = dialRaw(t, srv.Endpoint())
 	w.send("MDPW02", "\x01", "s")
 	waitWorkers(t, srv, 1)
@@ -71,6 +72,18 @@ func TestRepliesGathered(t *testing.T) {
 	}
 	answer(t, w)
 	expect(t, "reply near the end", c.recv(), fmt.Sprintf("MDPC02|\x03|s|%d", n-gatherMin+1))
+}
+
+// TestGatherSlowReplies: replies that come more than gatherGap apart
+// leave at once, even to a client with many requests outstanding.
+func TestGatherSlowReplies(t *testing.T) {
+	srv, w, c := gatherRig(t, time.Hour, gatherMin+4)
+	owner.Do(srv.calls, srv.stopped, func() { srv.gatherGap = 5 * time.Millisecond })
+	for i := range 3 {
+		time.Sleep(20 * time.Millisecond)
+		answer(t, w)
+		expect(t, "slow reply, at once", c.recv(), fmt.Sprintf("MDPC02|\x03|s|%d", i))
+	}
 }
 
 // TestGatherLargeReply: a reply of gatherBytes or more is not held, and

@@ -167,6 +167,7 @@ type Server struct {
 	gatherArmed    bool
 	gatherWait     time.Duration
 	gatherBackstop time.Duration
+	gatherGap      time.Duration
 }
 
 // peer is one connection: a client, a worker, or (rarely) both.
