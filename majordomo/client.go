@@ -57,6 +57,8 @@ type Client struct {
 	// it one string.
 	service      string
 	serviceBytes []byte
+	// lists holds the frame lists of requests made with Send.
+	lists listBlock
 }
 
 // serviceFrame returns service as a frame, shared between the requests
@@ -295,7 +297,9 @@ func (c *Client) Send(ctx context.Context, service string, body ...[]byte) error
 	if err := c.connect(ctx); err != nil {
 		return err
 	}
-	if err := c.conn.Send(encodeClientRequestFrame(c.opts.Version, c.serviceFrame(service), fixBody(body))); err != nil {
+	body = fixBody(body)
+	req := appendClientRequest(c.lists.take(clientRequestLen(body)), c.opts.Version, c.serviceFrame(service), body)
+	if err := c.conn.Send(req); err != nil {
 		c.reset()
 		return err
 	}

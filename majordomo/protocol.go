@@ -403,7 +403,14 @@ func encodeClientRequest(v Version, service string, body [][]byte) [][]byte {
 // encodeClientRequestFrame is encodeClientRequest with the service frame
 // given (a Client keeps the last one it sent, see Client.serviceFrame).
 func encodeClientRequestFrame(v Version, service []byte, body [][]byte) [][]byte {
-	out := make([][]byte, 0, 4+len(body))
+	return appendClientRequest(make([][]byte, 0, clientRequestLen(body)), v, service, body)
+}
+
+func clientRequestLen(body [][]byte) int { return 3 + len(body) }
+
+// appendClientRequest is encodeClientRequestFrame into dst.
+func appendClientRequest(dst [][]byte, v Version, service []byte, body [][]byte) [][]byte {
+	out := dst
 	if v == V1 {
 		out = append(out, empty, hdrC1)
 	} else {

@@ -253,3 +253,32 @@ func TestRequestAddr(t *testing.T) {
 		t.Fatal(requestAddr(258))
 	}
 }
+
+// Lists from a listBlock are capped: appending to one reallocates it
+// instead of overwriting the next one handed out, which a queued message
+// may still be being written from.
+func TestListBlock(t *testing.T) {
+	var b listBlock
+	var got [][][]byte
+	for i := range 2 * listBlockSize {
+		l := b.take(1 + i%3)
+		if len(l) != 0 || cap(l) != 1+i%3 {
+			t.Fatalf("take(%d): len %d cap %d", 1+i%3, len(l), cap(l))
+		}
+		for j := range cap(l) {
+			l = append(l, []byte{byte(i), byte(j)})
+		}
+		got = append(got, l)
+	}
+	for i, l := range got {
+		_ = append(l, []byte("overflow")) // must not run into got[i+1]
+		for j, f := range l {
+			if !bytes.Equal(f, []byte{byte(i), byte(j)}) {
+				t.Fatalf("list %d frame %d is %q", i, j, f)
+			}
+		}
+	}
+	if l := b.take(2 * listBlockSize); cap(l) != 2*listBlockSize {
+		t.Fatalf("a list larger than a block: cap %d", cap(l))
+	}
+}

@@ -234,6 +234,23 @@ func carve(free *[][]byte, n int) [][]byte {
 	return l
 }
 
+// listBlock hands out frame lists for messages that only the transport
+// keeps, until it has written them (a client's requests, a worker's
+// replies): one allocation per listBlockSize frames instead of one per
+// message. Handed-out lists are capped, so appending to one never runs
+// into the next. What a block keeps alive after its messages are written
+// is bounded by its size: the frames of a few messages.
+type listBlock struct{ free [][]byte }
+
+const listBlockSize = 64
+
+func (b *listBlock) take(n int) [][]byte {
+	if len(b.free) < n {
+		b.free = make([][]byte, max(listBlockSize, n))
+	}
+	return carve(&b.free, n)
+}
+
 type worker struct {
 	peer     *peer
 	env      [][]byte
@@ -443,9 +460,7 @@ func (s *Server) take(batch *zmtp.Batch, ok bool) bool {
 	}
 	if !s.closing {
 		s.now = time.Now()
-		for _, ev := range batch.Events {
-			s.event(ev)
-		}
+		s.events(batch.Events)
 		if len(s.gathering) > 0 {
 			s.releaseOld()
 		}
@@ -462,17 +477,27 @@ func (s *Server) snapshot() Stats {
 	return st
 }
 
-func (s *Server) event(ev zmtp.Event) {
-	switch ev.Type {
-	case zmtp.Connected:
-		s.peers[ev.Conn] = &peer{conn: ev.Conn}
-	case zmtp.Message:
-		if p := s.peers[ev.Conn]; p != nil {
-			s.handle(p, ev.Frames)
+// events handles a batch's events. They are one connection's, so its
+// peer is looked up once, not per message.
+func (s *Server) events(evs []zmtp.Event) {
+	var p *peer
+	for _, ev := range evs {
+		if ev.Type == zmtp.Connected {
+			p = &peer{conn: ev.Conn}
+			s.peers[ev.Conn] = p
+			continue
 		}
-	case zmtp.Disconnected:
-		if p := s.peers[ev.Conn]; p != nil {
+		if p == nil || p.conn != ev.Conn {
+			if p = s.peers[ev.Conn]; p == nil {
+				continue
+			}
+		}
+		switch ev.Type {
+		case zmtp.Message:
+			s.handle(p, ev.Frames)
+		case zmtp.Disconnected:
 			s.disconnect(p, ev.Unsent)
+			p = nil // forgotten: nothing more of it is handled
 		}
 	}
 }

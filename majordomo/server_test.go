@@ -390,6 +390,44 @@ func TestAsyncClient(t *testing.T) {
 	}
 }
 
+// Many asynchronous requests of one to three body frames, more than a
+// client's and a worker's blocks of frame lists hold, each answered with
+// its own body by a handler that appends to the request's body list.
+func TestAsyncClientManyRequests(t *testing.T) {
+	srv := startBroker(t, Options{})
+	for _, v := range []Version{V1, V2} {
+		goWorker(t, srv.Endpoint(), "echo-"+v.String(), func(ctx context.Context, req *Request) [][]byte {
+			n := len(req.Body)
+			return append(req.Body, []byte("+"))[:n]
+		}, WorkerOptions{Version: v})
+		c := newClient(t, srv.Endpoint(), ClientOptions{Version: v})
+		ctx := testCtx(t, 10*time.Second)
+		const n = 5 * listBlockSize
+		for i := range n {
+			body := make([][]byte, 1+i%3)
+			for j := range body {
+				body[j] = []byte(fmt.Sprintf("%d.%d", i, j))
+			}
+			if err := c.Send(ctx, "echo-"+v.String(), body...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range n {
+			r, err := c.Recv(ctx)
+			if err != nil {
+				t.Fatalf("%v: recv %d: %v", v, i, err)
+			}
+			want := make([]string, 1+i%3) // one worker: replies in order
+			for j := range want {
+				want[j] = fmt.Sprintf("%d.%d", i, j)
+			}
+			if got := join(r.Body); got != strings.Join(want, "|") {
+				t.Fatalf("%v: reply %d is %q, want %q", v, i, got, strings.Join(want, "|"))
+			}
+		}
+	}
+}
+
 // 1,000 requests in flight at once from 50 Go clients, 4 Go workers.
 func TestConcurrentGo(t *testing.T) {
 	srv := startBroker(t, Options{})

@@ -26,11 +26,11 @@ type Request struct {
 	conn    *zmtp.Conn
 	addr    []byte
 	sent    *atomic.Int64
-	// lists holds the copy of a one-frame body's list and the final
-	// reply's (1 + 6 frames), so that a request costs the worker one
-	// allocation; free is what carve has not handed out.
-	lists [7][]byte
-	free  [][]byte
+	// list holds the copy of a one-frame body's list, so that a request
+	// costs the worker one small allocation. (The copy, rather than the
+	// transport's list, keeps a handler that keeps Body from keeping the
+	// transport's block of lists, and other messages' frames, alive.)
+	list [1][]byte
 }
 
 // ErrNoPartials is returned by Request.Partial on an MDP/0.1 worker.
@@ -203,14 +203,19 @@ func (w *Worker) session(ctx context.Context) error {
 	}()
 	// Requests are served on this goroutine, as they are read: one at a
 	// time, as MDP requires, with no hand-off between goroutines.
+	var lists listBlock // for the replies' frame lists
 	for {
 		f, err := conn.Recv()
 		if err != nil {
 			end(err)
 			break
 		}
-		lastRecv.Store(time.Now().UnixNano())
 		m, perr := parseForWorker(v, f)
+		if perr != nil || m.kind != kWorkerRequest {
+			// A request counts as heard from the broker when its handler
+			// ends (below): one clock read per request, not two.
+			lastRecv.Store(time.Now().UnixNano())
+		}
 		if perr != nil {
 			w.log.Warn("malformed message from broker dropped", "reason", perr.reason)
 			continue
@@ -224,8 +229,8 @@ func (w *Worker) session(ctx context.Context) error {
 		}
 		busy.Store(true)
 		req := &Request{version: v, conn: conn, addr: m.addr, sent: &lastSent}
-		req.free = req.lists[:]
-		req.Body = append(carve(&req.free, len(m.body)), m.body...)
+		free := req.list[:]
+		req.Body = append(carve(&free, len(m.body)), m.body...)
 		body := fixBody(w.handler(sctx, req))
 		now := time.Now().UnixNano()
 		lastRecv.Store(now)
@@ -234,7 +239,7 @@ func (w *Worker) session(ctx context.Context) error {
 			break // broker lost: it has given the request to another worker
 		}
 		lastSent.Store(now)
-		conn.Send(appendWorkerReply(carve(&req.free, workerReplyLen(body)), v, true, m.addr, body))
+		conn.Send(appendWorkerReply(lists.take(workerReplyLen(body)), v, true, m.addr, body))
 	}
 	scancel()
 	if ctx.Err() != nil {
