@@ -66,3 +66,62 @@ func TestBatch(t *testing.T) {
 		})
 	}
 }
+
+// TestUnreleasedBound: a peer that floods while its batches are not
+// released gets maxUnreleased batches delivered (about a thousand
+// messages), not the whole event buffer; each release lets the reader go
+// on, and every message arrives, in order.
+func TestUnreleasedBound(t *testing.T) {
+	sock, err := Listen(pathEndpoint(t), Options{SocketType: "ROUTER", Logger: quietLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.Close() })
+	p := rawDial(t, sock.Endpoint())
+	p.handshake(1, "DEALER")
+	const n = 4 * maxUnreleased * maxBatch
+	var wire []byte
+	for i := range n {
+		wire = append(wire, encodeMessage(fmt.Appendf(nil, "%d", i))...)
+	}
+	go p.nc.Write(wire)
+	var held []*Batch
+	next := 0
+	take := func(b *Batch) {
+		for _, ev := range b.Events {
+			if ev.Type != Message {
+				continue
+			}
+			if string(ev.Frames[0]) != fmt.Sprint(next) {
+				t.Fatalf("message %d is %s", next, describe(ev.Frames))
+			}
+			next++
+		}
+	}
+	for len(held) < maxUnreleased {
+		select {
+		case b := <-sock.Events():
+			take(b)
+			held = append(held, b)
+		case <-time.After(testTimeout):
+			t.Fatalf("%d batches delivered, want %d", len(held), maxUnreleased)
+		}
+	}
+	select {
+	case b := <-sock.Events():
+		t.Fatalf("batch %d delivered with %d unreleased (%d messages so far)", maxUnreleased+1, maxUnreleased, next+len(b.Events))
+	case <-time.After(200 * time.Millisecond):
+	}
+	for _, b := range held {
+		b.Release()
+	}
+	for next < n {
+		select {
+		case b := <-sock.Events():
+			take(b)
+			b.Release()
+		case <-time.After(testTimeout):
+			t.Fatalf("%d messages of %d after the releases", next, n)
+		}
+	}
+}

@@ -50,9 +50,12 @@ type Event struct {
 // most maxBatch), or a Connected or Disconnected event. Waking the owner
 // once per message cost more than the work on a small message (issue 14's
 // profiles of all three services). A batch holds one connection's events,
-// in order. The receiver owns it until it calls Release.
+// in order. The receiver owns it until it calls Release, which it must
+// call once it has handled the events: a connection stops reading while
+// maxUnreleased of its batches are not released.
 type Batch struct {
 	Events []Event
+	from   *Conn // whose read credit Release gives back
 }
 
 // maxBatch caps the events of one batch, so that a read buffer full of
@@ -60,15 +63,30 @@ type Batch struct {
 // a full send queue takes effect within a bounded number of messages.
 const maxBatch = 128
 
+// maxUnreleased bounds the batches of one connection delivered and not
+// yet released: about a thousand messages read ahead, like libzmq's
+// default high-water mark. Without it a peer that floods while the owner
+// is busy filled the whole event buffer (shared by all connections) with
+// its messages, ahead of every other connection's, and a Pause took
+// effect only thousands of messages later (a Majordomo client past
+// MaxPending still had enough read to fill its service's queue).
+const maxUnreleased = 8
+
 var batches = sync.Pool{New: func() any { return &Batch{Events: make([]Event, 0, 16)} }}
 
 func newBatch() *Batch { return batches.Get().(*Batch) }
 
-// Release hands b back for reuse once its events have been handled; the
-// frames of its messages stay the receiver's (keep the frames, not the
-// Events list). Optional: a batch not released is left to the garbage
-// collector, but releasing keeps the event path free of allocations.
+// Release hands b back once its events have been handled: the
+// connection may read on (see maxUnreleased), and the batch is reused.
+// The frames of its messages stay the receiver's (keep the frames, not
+// the Events list).
 func (b *Batch) Release() {
+	if c := b.from; c != nil {
+		b.from = nil
+		if c.unreleased.Add(-1) == maxUnreleased-1 {
+			signal(c.wakeReader)
+		}
+	}
 	if cap(b.Events) > 4*maxBatch {
 		return
 	}
@@ -141,9 +159,10 @@ type Conn struct {
 	written     atomic.Uint64 // messages of Send written in full, see Written
 	queuedBytes int64
 	paused      bool
-	pongQueued  bool  // a PONG waits in outq; further PINGs need none
-	closed      bool  // writer has exited: Send fails
-	werr        error // why the writer exited (ErrClosed after Close)
+	unreleased  atomic.Int32 // batches delivered and not released
+	pongQueued  bool         // a PONG waits in outq; further PINGs need none
+	closed      bool         // writer has exited: Send fails
+	werr        error        // why the writer exited (ErrClosed after Close)
 	unsent      []Outgoing
 
 	wakeWriter    chan struct{}
@@ -221,8 +240,9 @@ func (c *Conn) Queued() (messages int, bytes int64) {
 func (c *Conn) Written() uint64 { return c.written.Load() }
 
 // Pause stops reading from the peer until Resume. Messages already read
-// are still delivered: the rest of the batch being handled, and a batch
-// in the reader's hands and per slot of the event buffer. The broker uses it to hold back a client whose
+// are still delivered: those of the connection's batches not yet released
+// (at most maxUnreleased batches of maxBatch messages) and of the batch in
+// the reader's hands. The broker uses it to hold back a client whose
 // commands it cannot accept yet.
 func (c *Conn) Pause() {
 	c.mu.Lock()
@@ -308,6 +328,8 @@ func (c *Conn) start(announce bool) {
 func (c *Conn) add(ev Event) {
 	if c.batch == nil {
 		c.batch = newBatch()
+		c.batch.from = c
+		c.unreleased.Add(1)
 	}
 	c.batch.Events = append(c.batch.Events, ev)
 }
@@ -484,7 +506,8 @@ func (c *Conn) room() (room int, blocked bool) {
 	if !c.dialed {
 		room = min(room, c.opts.SendQueueMessages-c.queuedMsgs)
 	}
-	return room, c.paused || room <= 0 || (!c.dialed && c.queuedBytes >= c.opts.SendQueueBytes)
+	return room, c.paused || room <= 0 || (!c.dialed && c.queuedBytes >= c.opts.SendQueueBytes) ||
+		c.unreleased.Load() >= maxUnreleased
 }
 
 // keepAliveEvery is how often a ZMTP 3.1 peer we are not reading is

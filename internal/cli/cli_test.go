@@ -80,7 +80,8 @@ func TestProbe(t *testing.T) {
 	}
 	defer s.Close()
 	go func() {
-		for range s.Events() {
+		for b := range s.Events() {
+			b.Release()
 		}
 	}()
 	if err := Probe(context.Background(), ep, 0, nil); err != nil {
