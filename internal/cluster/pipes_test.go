@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/zbroker/zbroker/internal/jsname"
@@ -178,11 +179,27 @@ func TestPipeAckReader(t *testing.T) {
 	r := dialAck(t, h, pipe)
 	readChunks(ctx, t, r, pipe, 0, prefetch+500)
 	r.Disconnect()
+	waitClients(t, h, 1) // the host has seen the reader leave
 	r = dialAck(t, h, pipe)
 	readChunks(ctx, t, r, pipe, 0, prefetch+200)
 	if err := r.Ack(ctx, pipe, prefetch+200); err != nil {
 		t.Fatal(err)
 	}
 	r.Disconnect()
+	waitClients(t, h, 1)
 	readChunks(ctx, t, dialAck(t, h, pipe), pipe, prefetch+200, n)
+}
+
+// waitClients waits until h's broker has n client connections: a
+// Disconnect returns before the broker has handled it, and a new reader
+// whose READ comes first is refused as a second reader.
+func waitClients(t *testing.T, h *pipeHost, n int) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for h.srv.Stats().Clients != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("broker has %d clients, want %d", h.srv.Stats().Clients, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
