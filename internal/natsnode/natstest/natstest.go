@@ -6,8 +6,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -33,23 +35,43 @@ type Cluster struct {
 	Nodes   []*natsnode.Node // nil while a node is stopped
 }
 
-// FreePorts returns n loopback ports that were free a moment ago.
+// FreePorts returns n distinct loopback ports that were free a moment
+// ago, below the kernel's ephemeral range: a port in that range can be
+// given to an outgoing connection while its node is stopped (the other
+// nodes' route reconnections, other tests' dials), and the node then
+// cannot listen on it again when it restarts ("address already in use").
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
+	hi := ephemeralLow()
 	var ls []net.Listener
 	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			t.Fatalf("no %d free loopback ports in 10000-%d", n, hi-1)
+		}
+		port := 10000 + rand.IntN(hi-10000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue // taken, or picked twice: both still listening
 		}
 		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, port)
 	}
 	for _, l := range ls {
 		l.Close()
 	}
 	return ports
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if f := strings.Fields(string(b)); err == nil && len(f) == 2 {
+		if lo, err := strconv.Atoi(f[0]); err == nil && lo > 11000 {
+			return lo
+		}
+	}
+	return 32768 // Linux's default
 }
 
 // Configs returns the configurations of an n-node cluster on fresh ports,
