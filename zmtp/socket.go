@@ -156,7 +156,9 @@ func Listen(endpoint string, opts Options) (*Socket, error) {
 func (s *Socket) Endpoint() string { return s.endpoint }
 
 // Events delivers every peer's events in batches, each of one
-// connection (see Batch). It is closed after Close. The usual loop:
+// connection (see Batch). It is closed after Close. Release every batch
+// once handled: a connection reads at most maxUnreleased batches ahead of
+// the releases. The usual loop:
 //
 //	for b := range sock.Events() {
 //		for _, ev := range b.Events {
