@@ -128,25 +128,41 @@ func (l *leases) acquireForReclaim(ctx context.Context, key string) (uint64, err
 	return rev, err
 }
 
-// create takes key with a value naming this attempt. A request whose
-// answer was lost (it timed out on a loaded server) may have taken the key
-// all the same: its retry finds the key taken, by this very attempt if the
-// value is ours. Taken for another holder's, the lease was refused to
-// every reader until it expired.
+// token is a lease value naming this holder and one attempt at writing it
+// (see ownWrite), after mark.
+func (l *leases) token(mark string) []byte {
+	return []byte(mark + l.holder + "." + strconv.FormatUint(l.attempts.Add(1), 36))
+}
+
+// ownWrite tells whether a write of token to key that was refused as a
+// conflict (err) was in fact this attempt's own: a request whose answer
+// was lost (it timed out on a loaded server) may have been applied all
+// the same, and its retry then finds key changed, by this very attempt if
+// the value is token. Taken for another holder's, the lease was refused
+// to every reader until it expired (create), or a reading spell ended
+// with "reader lease lost" (renew). It returns key's revision if the
+// value is token, and otherwise err, or the error of a read left
+// unanswered (to ask again).
+func ownWrite(ctx context.Context, kv jetstream.KeyValue, key string, token []byte, err error) (uint64, error) {
+	e, gerr := kv.Get(ctx, key)
+	switch {
+	case gerr == nil && bytes.Equal(e.Value(), token):
+		return e.Revision(), nil
+	case gerr != nil && !errors.Is(gerr, jetstream.ErrKeyNotFound):
+		return 0, gerr
+	}
+	return 0, err
+}
+
+// create takes key with a value naming this attempt (see ownWrite).
 func (l *leases) create(ctx context.Context, kv jetstream.KeyValue, key, mark string) (uint64, error) {
-	token := []byte(mark + l.holder + "." + strconv.FormatUint(l.attempts.Add(1), 36))
+	token := l.token(mark)
 	var rev uint64
 	err := natsnode.Retry(ctx, "taking a reader lease", l.log, func(ctx context.Context) error {
 		var err error
 		rev, err = kv.Create(ctx, key, token)
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			e, gerr := kv.Get(ctx, key)
-			switch {
-			case gerr == nil && bytes.Equal(e.Value(), token):
-				rev, err = e.Revision(), nil
-			case gerr != nil && !errors.Is(gerr, jetstream.ErrKeyNotFound):
-				err = gerr // unanswered: ask again
-			}
+			rev, err = ownWrite(ctx, kv, key, token, err)
 		}
 		return err
 	})
@@ -181,24 +197,17 @@ func (l *leases) awaitReclaim(ctx context.Context, key string) error {
 	}
 }
 
-// renew extends the lease of key at revision rev. Each renewal writes a
-// value of its own, so that a retry whose first request was applied
-// though its answer was lost (the revision moved on: by us) is told from
-// a lease taken by another holder after ours expired.
+// renew extends the lease of key at revision rev, with a value naming
+// this renewal: a retry finds the revision moved on, by this renewal or
+// by another holder after ours expired (see ownWrite).
 func (l *leases) renew(ctx context.Context, key string, rev uint64) (uint64, error) {
-	token := []byte(l.holder + "." + strconv.FormatUint(l.attempts.Add(1), 36))
+	token := l.token("")
 	var next uint64
 	err := natsnode.Retry(ctx, "renewing a reader lease", l.log, func(ctx context.Context) error {
 		var err error
 		next, err = l.kv.Update(ctx, key, token, rev)
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			e, gerr := l.kv.Get(ctx, key)
-			switch {
-			case gerr == nil && bytes.Equal(e.Value(), token):
-				next, err = e.Revision(), nil
-			case gerr != nil && !errors.Is(gerr, jetstream.ErrKeyNotFound):
-				err = gerr // unanswered: ask again
-			}
+			next, err = ownWrite(ctx, l.kv, key, token, err)
 		}
 		return err
 	})
