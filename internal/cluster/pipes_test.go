@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/zbroker/zbroker/internal/jsname"
@@ -195,11 +194,5 @@ func TestPipeAckReader(t *testing.T) {
 // whose READ comes first is refused as a second reader.
 func waitClients(t *testing.T, h *pipeHost, n int) {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for h.srv.Stats().Clients != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("broker has %d clients, want %d", h.srv.Stats().Clients, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, fmt.Sprintf("the broker to have %d clients", n), func() bool { return h.srv.Stats().Clients == n })
 }
