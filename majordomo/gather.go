@@ -42,7 +42,7 @@ const (
 
 // gatherState is a client's held replies.
 type gatherState struct {
-	held  [][][]byte
+	held  []*request // their replies in request.reply
 	bytes int
 	since time.Time // when the first was held
 	last  time.Time // when the client's last final reply was made
@@ -74,20 +74,20 @@ func (s *Server) releaseOld() {
 	}
 }
 
-// replyTo sends p a request's final reply, or holds it (see above).
-func (s *Server) replyTo(p *peer, frames [][]byte) {
+// replyTo sends p r's final reply (r.reply), or holds it (see above).
+func (s *Server) replyTo(p *peer, r *request) {
 	g := &p.gather
 	size := 0
-	for _, f := range frames {
+	for _, f := range r.reply {
 		size += len(f)
 	}
 	fast := s.now.Sub(g.last) <= s.gatherGap
 	g.last = s.now
 	if len(g.held) == 0 && (!fast || p.pending < gatherMin || size >= gatherBytes) {
-		p.conn.Send(frames)
+		s.sendReply(p, r)
 		return
 	}
-	g.held = append(g.held, frames)
+	g.held = append(g.held, r)
 	g.bytes += size
 	if len(g.held) == 1 { // listed before any release, which unlists it
 		g.at, g.since = len(s.gathering), s.now
@@ -108,18 +108,25 @@ func (s *Server) toClient(p *peer, frames [][]byte) {
 	if len(p.gather.held) > 0 {
 		s.release(p)
 	}
-	p.conn.Send(frames)
+	p.send(frames)
 }
 
 // release sends p's held replies, waking its writer once for all.
 func (s *Server) release(p *peer) {
 	g := &p.gather
 	s.sock.Hold()
-	for _, f := range g.held {
-		p.conn.Send(f)
+	for _, r := range g.held {
+		s.sendReply(p, r)
 	}
 	s.sock.Flush()
 	s.forget(p)
+}
+
+// sendReply sends p r's final reply, and r is done with (see retire).
+func (s *Server) sendReply(p *peer, r *request) {
+	p.send(r.reply)
+	r.cseq = p.sent
+	s.retire(r)
 }
 
 // forget drops p's held replies (sent, or p is gone).
@@ -127,6 +134,11 @@ func (s *Server) forget(p *peer) {
 	g := &p.gather
 	if len(g.held) == 0 {
 		return
+	}
+	if p.gone {
+		for _, r := range g.held {
+			s.retire(r) // never sent
+		}
 	}
 	clear(g.held)
 	g.held, g.bytes = g.held[:0], 0

@@ -168,6 +168,8 @@ type Server struct {
 	gatherWait     time.Duration
 	gatherBackstop time.Duration
 	gatherGap      time.Duration
+	// spares are answered requests to reuse (reuse.go).
+	spares deque.Deque[*request]
 }
 
 // peer is one connection: a client, a worker, or (rarely) both.
@@ -188,7 +190,24 @@ type peer struct {
 	// and retry.
 	wantsFailures bool
 	gather        gatherState // its held replies, see gather.go
+	// sent counts the messages passed to conn's Send, which the
+	// transport's Written count is compared with (see written).
+	sent uint64
 }
+
+// send sends frames to p; every Send to a peer's connection goes through
+// send or sendRef, so that sent stays exact.
+func (p *peer) send(frames [][]byte) { p.sendRef(frames, nil) }
+
+func (p *peer) sendRef(frames [][]byte, ref any) {
+	p.sent++
+	p.conn.SendRef(frames, ref)
+}
+
+// written reports whether the transport is done with the seq-th message
+// sent to p: written in full, or p's connection is gone (its Disconnected
+// event comes after its writer has ended).
+func (p *peer) written(seq uint64) bool { return p.gone || p.conn.Written() >= seq }
 
 type clientQueue struct {
 	peer *peer
@@ -218,6 +237,15 @@ type request struct {
 	// 10). free is what carve has not handed out.
 	lists [14][]byte
 	free  [][]byte
+	// For reuse (reuse.go): how many REQUESTs were sent for it, the
+	// worker of the last and its number among the messages sent to that
+	// worker, its final reply while held for gathering, and that
+	// reply's number among the messages sent to its client.
+	sends  int
+	worker *peer
+	wseq   uint64
+	reply  [][]byte
+	cseq   uint64
 }
 
 // carve returns an empty list with room for n frames from *free, the
@@ -446,7 +474,7 @@ func (s *Server) shutdown() {
 	s.final = s.snapshot()
 	s.releaseHeld()
 	for w := range s.workers {
-		w.peer.conn.Send(encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
+		w.peer.send(encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
 	}
 	s.closing = true
 }
@@ -587,7 +615,8 @@ func (s *Server) request(p *peer, m *message) {
 	s.nextID++
 	// The frame list may be carved from a block the transport shares
 	// between messages: keep copies of the (short) lists, not the list.
-	r := &request{id: s.nextID, client: p, version: m.version, service: svc, size: size}
+	r := s.newRequest()
+	*r = request{id: s.nextID, client: p, version: m.version, service: svc, size: size}
 	r.free = r.lists[:]
 	if len(m.env) > 0 {
 		r.env = append(carve(&r.free, len(m.env)), m.env...)
@@ -688,7 +717,9 @@ func (s *Server) assign(w *worker, r *request) {
 	r.attempts++
 	s.inflight++
 	out := carve(&r.free, workerRequestLen(w.env, r.body))
-	w.peer.conn.SendRef(appendWorkerRequest(out, w.version, w.env, r.addr[:], r.body), r)
+	w.peer.sendRef(appendWorkerRequest(out, w.version, w.env, r.addr[:], r.body), r)
+	r.sends++
+	r.worker, r.wseq = w.peer, w.peer.sent
 	w.lastSent = s.now
 }
 
@@ -757,7 +788,7 @@ func (s *Server) workerCommand(p *peer, m *message) {
 // worker and ignores its further worker commands.
 func (s *Server) reject(p *peer, m *message, reason string) {
 	s.log.Info("worker refused", "conn", p.conn.ID(), "reason", reason)
-	p.conn.Send(encodeWorkerCommand(m.version, m.env, kDisconnect, nil))
+	p.send(encodeWorkerCommand(m.version, m.env, kDisconnect, nil))
 	p.defunct = true
 }
 
@@ -768,7 +799,7 @@ func (s *Server) removeWorker(w *worker, reason string, disconnect bool) {
 	p.worker = nil
 	s.updatePause(p)
 	if disconnect {
-		p.conn.Send(encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
+		p.send(encodeWorkerCommand(w.version, w.env, kDisconnect, nil))
 		p.defunct = true
 	}
 	svc.workers--
@@ -810,7 +841,8 @@ func (s *Server) reply(r *request, body [][]byte) {
 	p.pending--
 	s.updatePause(p)
 	out := carve(&r.free, clientReplyLen(r.env, body))
-	s.replyTo(p, appendClientReply(out, r.version, r.env, true, r.service.name, body))
+	r.reply = appendClientReply(out, r.version, r.env, true, r.service.name, body)
+	s.replyTo(p, r)
 }
 
 // fail ends a request that will get no reply from a worker: with a
@@ -908,7 +940,7 @@ func (s *Server) onTick() {
 			continue
 		}
 		if s.now.Sub(w.lastSent) >= s.opts.HeartbeatInterval {
-			w.peer.conn.Send(encodeWorkerCommand(w.version, w.env, kHeartbeat, nil))
+			w.peer.send(encodeWorkerCommand(w.version, w.env, kHeartbeat, nil))
 			w.lastSent = s.now
 		}
 	}
