@@ -341,6 +341,7 @@ func (c *Conn) flush() bool {
 		return true
 	}
 	c.batch = nil
+	received.Add(uint64(len(b.Events)))
 	select { // a plain send first: cheaper than a two-way select
 	case c.events <- b:
 		return true

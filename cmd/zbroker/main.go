@@ -212,7 +212,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// Log what applies, not what was typed (--pipe-limit 0 is 64MiB).
 	b.zp, b.mdp, b.kv = b.zp.WithDefaults(), b.mdp.WithDefaults(), b.kv.WithDefaults()
 	memLimit := mem.apply(b.zp.TotalLimit, sec.guard.ReceiveBudget)
-	procsMode, stopProcs := ps.apply(log)
+	procsMode, stopProcs := ps.apply(log, cl.enabled())
 	defer stopProcs()
 
 	// Each started service leaves a function that stops it and says what

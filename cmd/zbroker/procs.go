@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/zbroker/zbroker/internal/procs"
+	"github.com/zbroker/zbroker/zmtp"
 )
 
 // procsSetting is --procs: how many Ps (threads running Go code at once)
@@ -36,8 +37,12 @@ func registerProcsFlags(fs *flag.FlagSet) *procsSetting {
 }
 
 // apply sets the Ps, or starts the governor, and returns what applies
-// (for the log) and the function that stops the governor.
-func (p *procsSetting) apply(log *slog.Logger) (string, func()) {
+// (for the log) and the function that stops the governor. The governor
+// judges by the messages the broker receives (zmtp.Received) unless
+// clustered: then the embedded NATS server also works for the other
+// nodes, which those messages do not count, and a P taken from that work
+// would go unnoticed.
+func (p *procsSetting) apply(log *slog.Logger, clustered bool) (string, func()) {
 	switch {
 	case os.Getenv("GOMAXPROCS") != "":
 		return "GOMAXPROCS=" + os.Getenv("GOMAXPROCS"), func() {}
@@ -48,8 +53,13 @@ func (p *procsSetting) apply(log *slog.Logger) (string, func()) {
 		runtime.GOMAXPROCS(n)
 		return p.v, func() { runtime.SetDefaultGOMAXPROCS() }
 	}
-	stop, ok := procs.Start(procs.Period, func(n int, s procs.Sample) {
-		log.Debug("procs changed", "procs", n, "cpu", fmt.Sprintf("%.2f", s.CPU), "late_waiting", fmt.Sprintf("%.3f", s.Wait))
+	work := zmtp.Received
+	if clustered {
+		work = nil
+	}
+	stop, ok := procs.Start(procs.Period, work, func(n int, s procs.Sample, why string) {
+		log.Debug("procs decided", "procs", n, "why", why, "cpu", fmt.Sprintf("%.2f", s.CPU),
+			"late_waiting", fmt.Sprintf("%.3f", s.Wait), "messages_per_s", fmt.Sprintf("%.0f", s.Work))
 	})
 	if !ok {
 		return "default", stop

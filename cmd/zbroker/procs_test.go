@@ -48,7 +48,7 @@ func TestProcsApply(t *testing.T) {
 	} {
 		t.Setenv("GOMAXPROCS", c.env)
 		p := &procsSetting{v: c.v}
-		mode, stop := p.apply(log)
+		mode, stop := p.apply(log, false)
 		n := runtime.GOMAXPROCS(0)
 		stop()
 		if mode != c.mode || (c.during > 0 && n != c.during) {

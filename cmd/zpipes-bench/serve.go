@@ -19,6 +19,7 @@ import (
 	"github.com/zbroker/zbroker/internal/gcfloor"
 	"github.com/zbroker/zbroker/internal/procs"
 	"github.com/zbroker/zbroker/internal/relay"
+	"github.com/zbroker/zbroker/zmtp"
 	"github.com/zbroker/zbroker/zpipes"
 )
 
@@ -63,7 +64,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "zpipes-bench serve: ZBROKER_PROCS=%q: want auto or default (GOMAXPROCS=N fixes N)\n", p)
 		return 2
 	case args[0] != "relay" && p != "default":
-		stop, _ := procs.Start(procs.Period, nil)
+		stop, _ := procs.Start(procs.Period, zmtp.Received, nil)
 		defer stop()
 	}
 	var stop func()

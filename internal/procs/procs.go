@@ -20,9 +20,17 @@
 // Each change stops the world for a moment, so a load that needed the Ps
 // back soon after losing them doubles the calm spell required before the
 // next try (bounded), and the governor settles instead of flapping.
+//
+// Goroutines waiting for the one P do not always mean that more Ps
+// would do more: the wake-ups they bring may cost more than the queue
+// (on a small machine whose other cores run the clients, most loads).
+// So a process that counts its work (the broker: messages received)
+// gets a trial instead: a few periods with all Ps, a few with one, and
+// the Ps stay only if they did measurably more.
 package procs
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"runtime"
@@ -41,6 +49,10 @@ type Sample struct {
 	// running (waiting for a P) over the period, counting only waits
 	// longer than lateWait.
 	Wait float64
+	// Work is the rate at which the process got work done over the
+	// period, per second (for the broker: messages received), or 0 if
+	// it does not say.
+	Work float64
 }
 
 // Policy holds the governor's thresholds.
@@ -55,17 +67,32 @@ type Policy struct {
 	// and doubles the next calm spell.
 	DownCPU, DownWait float64
 	// With one P, Max comes back after a period with CPU > UpCPU (the P
-	// saturated), with Wait > UpWait while CPU > UpWaitCPU (goroutines
-	// queued behind a busy P), or with Wait > UpWaitAlone. Late waits
-	// while the process uses little CPU mean that its thread was not
-	// running: the machine's CPUs were busy with other processes, which
-	// a second P would compete with rather than relieve, unless many
-	// goroutines wait.
+	// saturated). It is tried after a period with Wait > UpWait while
+	// CPU > UpWaitCPU (goroutines queued behind a busy P), or with Wait
+	// > UpWaitAlone. Late waits while the process uses little CPU mean
+	// that its thread was not running: the machine's CPUs were busy with
+	// other processes, which a second P would compete with rather than
+	// relieve, unless many goroutines wait.
 	UpCPU, UpWait, UpWaitCPU, UpWaitAlone float64
 	// Calm is how many calm periods in a row it takes to go to one P;
 	// after a flap (Ps given back before as many periods on one) the
 	// count doubles, up to MaxCalm.
 	Calm, MaxCalm int
+	// Waiting goroutines say that one P is short for a load that keeps
+	// many messages in flight, but not for one whose clients and workers
+	// keep few in flight each (Majordomo): there a queue at the P costs
+	// less than the wake-ups that Max Ps bring, and one P does more work.
+	// So when the process reports its work (Sample.Work), waiting starts
+	// a trial instead: Trial periods with Max Ps, then Trial with one,
+	// the first of each not counted (the switch settles). Max stays if
+	// its work rate beats one P's by more than Gain (a fraction); else
+	// one P stays, and waiting is not acted on for Blind periods (twice
+	// as many after each trial one P wins in a row, up to MaxCalm) or
+	// until the load falls away (work under a quarter of the trial's for
+	// Calm periods).
+	Trial int
+	Gain  float64
+	Blind int
 }
 
 // DefaultPolicy is the policy for a process whose default is max Ps,
@@ -76,10 +103,11 @@ type Policy struct {
 // 0.05–1.5 at 0.45–0.9 CPU (most periods over 0.1 at over 0.5 CPU), and
 // many connections 2–11. With two Ps, the first had Waits of 0–0.02 in
 // most periods, the others 0.1 and more (BENCHMARKS.md, "One chunk in
-// flight (session 5)").
+// flight (session 5)"). TODO trial figures.
 func DefaultPolicy(max int) Policy {
 	return Policy{Max: max, DownCPU: 1, DownWait: 0.05,
-		UpCPU: 0.95, UpWait: 0.1, UpWaitCPU: 0.5, UpWaitAlone: 1, Calm: 10, MaxCalm: 600}
+		UpCPU: 0.95, UpWait: 0.1, UpWaitCPU: 0.5, UpWaitAlone: 1, Calm: 10, MaxCalm: 600,
+		Trial: 3, Gain: 0.03, Blind: 50}
 }
 
 // Governor decides, period after period, how many Ps to run with. It
@@ -90,42 +118,135 @@ type Governor struct {
 	calm  int // calm periods needed now
 	quiet int // calm periods in a row with Max Ps
 	onOne int // periods on one P since the last change
+
+	trial     *trial  // running, or nil
+	blind     int     // periods left in which waiting is not acted on
+	blindFor  int     // how long the next blind spell is
+	blindWork float64 // one P's work rate in the trial that began it
+	away      int     // periods in a row the load has been away since
+	why       string
+	decisions int // how many times why was set
+}
+
+// trial is a comparison of Max Ps and one P under the same load.
+type trial struct {
+	onMax   bool
+	periods int     // in this phase
+	sum     float64 // of the work rates counted in this phase
+	maxWork float64 // Max's mean rate, once measured
 }
 
 // NewGovernor starts with one P, as if one had been enough for a while:
 // a process starts idle, and a load that needs more gets them within a
 // period.
 func NewGovernor(p Policy) *Governor {
-	return &Governor{p: p, procs: 1, calm: p.Calm, onOne: p.Calm}
+	return &Governor{p: p, procs: 1, calm: p.Calm, onOne: p.Calm, blindFor: p.Blind}
 }
 
 // Next takes the sample of the period just ended and returns the number
 // of Ps to run with from now on.
 func (g *Governor) Next(s Sample) int {
-	if g.p.Max <= 1 {
-		return g.procs
+	switch {
+	case g.p.Max <= 1:
+	case g.trial != nil:
+		g.trialNext(s)
+	case g.procs == 1:
+		g.oneNext(s)
+	default:
+		g.maxNext(s)
 	}
-	if g.procs == 1 {
-		g.onOne++
-		if s.CPU > g.p.UpCPU || s.Wait > g.p.UpWaitAlone || s.Wait > g.p.UpWait && s.CPU > g.p.UpWaitCPU {
-			if g.onOne < g.calm {
-				g.calm = min(2*g.calm, g.p.MaxCalm)
-			} else {
-				g.calm = g.p.Calm // a new load, not a flap
-			}
-			g.procs, g.quiet = g.p.Max, 0
+	return g.procs
+}
+
+// Why says what made the last decision, and counts decisions: one P
+// winning a trial changes nothing, but is worth telling.
+func (g *Governor) Why() (string, int) { return g.why, g.decisions }
+
+func (g *Governor) decide(procs int, why string) {
+	g.procs, g.why = procs, why
+	g.decisions++
+}
+
+func (g *Governor) oneNext(s Sample) {
+	g.onOne++
+	blind := g.blind > 0
+	if blind {
+		g.blind--
+		if s.Work < g.blindWork/4 {
+			g.away++
+		} else {
+			g.away = 0
 		}
-		return g.procs
+		if g.away >= g.p.Calm { // a new load is a new question
+			g.blind, g.blindFor = 0, g.p.Blind
+		}
 	}
+	waiting := s.Wait > g.p.UpWaitAlone || s.Wait > g.p.UpWait && s.CPU > g.p.UpWaitCPU
+	switch {
+	case s.CPU > g.p.UpCPU:
+		g.up("one P saturated")
+	case !waiting || blind:
+	case s.Work > 0 && g.p.Trial > 1:
+		g.trial = &trial{onMax: true}
+		g.decide(g.p.Max, "goroutines wait for the P: trying all Ps")
+	default:
+		g.up("goroutines wait for the P")
+	}
+}
+
+// up gives the Ps back. If they went to one P too soon, the next calm
+// spell must be longer.
+func (g *Governor) up(why string) {
+	if g.onOne < g.calm {
+		g.calm = min(2*g.calm, g.p.MaxCalm)
+	} else {
+		g.calm = g.p.Calm // a new load, not a flap
+	}
+	g.quiet = 0
+	g.decide(g.p.Max, why)
+}
+
+func (g *Governor) trialNext(s Sample) {
+	t := g.trial
+	t.periods++
+	if t.periods > 1 {
+		t.sum += s.Work
+	}
+	if !t.onMax && s.CPU > g.p.UpCPU {
+		g.trial = nil
+		g.up("one P saturated")
+		return
+	}
+	if t.periods < g.p.Trial {
+		return
+	}
+	work := t.sum / float64(t.periods-1)
+	if t.onMax {
+		t.onMax, t.periods, t.sum, t.maxWork = false, 0, 0, work
+		g.decide(1, fmt.Sprintf("trying one P: all Ps did %.0f/s", work))
+		return
+	}
+	g.trial = nil
+	if t.maxWork > work*(1+g.p.Gain) {
+		g.blindFor = g.p.Blind
+		g.up(fmt.Sprintf("all Ps do more: %.0f/s against %.0f/s on one", t.maxWork, work))
+		return
+	}
+	g.blind, g.blindWork, g.away, g.onOne = g.blindFor, work, 0, g.calm
+	g.blindFor = min(2*g.blindFor, g.p.MaxCalm)
+	g.decide(1, fmt.Sprintf("one P does as much: %.0f/s against %.0f/s on all", work, t.maxWork))
+}
+
+func (g *Governor) maxNext(s Sample) {
 	if s.CPU <= g.p.DownCPU && s.Wait <= g.p.DownWait {
 		g.quiet++
 	} else {
 		g.quiet = 0
 	}
 	if g.quiet >= g.calm {
-		g.procs, g.onOne = 1, 0
+		g.onOne = 0
+		g.decide(1, "calm")
 	}
-	return g.procs
 }
 
 // lateWait is the shortest wait for a P that Wait counts. On one P, a
@@ -145,11 +266,13 @@ type meter struct {
 	m      []metrics.Sample
 	counts []uint64 // the latency histogram's counts at the last read
 	cpu    time.Duration
+	work   func() uint64 // nil if the process does not count its work
+	done   uint64        // what work said at the last read
 	at     time.Time
 }
 
-func newMeter() *meter {
-	m := &meter{m: []metrics.Sample{{Name: "/sched/latencies:seconds"}}}
+func newMeter(work func() uint64) *meter {
+	m := &meter{m: []metrics.Sample{{Name: "/sched/latencies:seconds"}}, work: work}
 	m.read()
 	return m
 }
@@ -158,14 +281,19 @@ func newMeter() *meter {
 func (m *meter) read() Sample {
 	metrics.Read(m.m)
 	cpu, at := cpuTime(), time.Now()
+	var done uint64
+	if m.work != nil {
+		done = m.work()
+	}
 	var s Sample
 	if dt := at.Sub(m.at).Seconds(); m.counts != nil && dt > 0 {
 		s.CPU = (cpu - m.cpu).Seconds() / dt
 		s.Wait = waited(m.m[0].Value.Float64Histogram(), m.counts) * trackingPeriod / dt
+		s.Work = float64(done-m.done) / dt
 	}
 	h := m.m[0].Value.Float64Histogram()
 	m.counts = append(m.counts[:0], h.Counts...)
-	m.cpu, m.at = cpu, at
+	m.cpu, m.done, m.at = cpu, done, at
 	return s
 }
 
@@ -205,10 +333,12 @@ var running atomic.Bool // one governor per process
 // Start runs a governor that samples the process every period and sets
 // its Ps, until the returned function is called; that function gives
 // back the runtime's default and returns once the governor has stopped.
-// logf, if not nil, is told of each change. Start does nothing (and says
-// false) if GOMAXPROCS is set in the environment (the operator's choice
-// wins), if the default is one P already, or if a governor is running.
-func Start(period time.Duration, logf func(procs int, s Sample)) (stop func(), ok bool) {
+// work, if not nil, counts the work the process has done so far (see
+// Sample.Work); logf, if not nil, is told of each change and why. Start
+// does nothing (and says false) if GOMAXPROCS is set in the environment
+// (the operator's choice wins), if the default is one P already, or if a
+// governor is running.
+func Start(period time.Duration, work func() uint64, logf func(procs int, s Sample, why string)) (stop func(), ok bool) {
 	max := runtime.GOMAXPROCS(0)
 	if os.Getenv("GOMAXPROCS") != "" || max <= 1 || cpuTime() < 0 || !running.CompareAndSwap(false, true) {
 		return func() {}, false
@@ -218,16 +348,16 @@ func Start(period time.Duration, logf func(procs int, s Sample)) (stop func(), o
 		defer close(done)
 		defer running.Store(false)
 		defer runtime.SetDefaultGOMAXPROCS()
-		govern(NewGovernor(DefaultPolicy(max)), period, quit, logf)
+		govern(NewGovernor(DefaultPolicy(max)), period, newMeter(work), quit, logf)
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { close(quit); <-done }) }, true
 }
 
-func govern(g *Governor, period time.Duration, quit <-chan struct{}, logf func(int, Sample)) {
+func govern(g *Governor, period time.Duration, m *meter, quit <-chan struct{}, logf func(int, Sample, string)) {
 	cur := g.procs
+	_, told := g.Why()
 	runtime.GOMAXPROCS(cur)
-	m := newMeter()
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
@@ -238,19 +368,22 @@ func govern(g *Governor, period time.Duration, quit <-chan struct{}, logf func(i
 		}
 		s := m.read()
 		n := g.Next(s)
-		if n == cur {
-			continue
+		if n != cur {
+			cur = n
+			if n == 1 {
+				runtime.GOMAXPROCS(1)
+			} else {
+				// The runtime's default, which also follows later
+				// changes of the CPU limit (cgroup quota) until the next
+				// one P.
+				runtime.SetDefaultGOMAXPROCS()
+			}
 		}
-		cur = n
-		if n == 1 {
-			runtime.GOMAXPROCS(1)
-		} else {
-			// The runtime's default, which also follows later changes
-			// of the CPU limit (cgroup quota) until the next one P.
-			runtime.SetDefaultGOMAXPROCS()
-		}
-		if logf != nil {
-			logf(n, s)
+		if why, k := g.Why(); k != told {
+			told = k
+			if logf != nil {
+				logf(n, s, why)
+			}
 		}
 	}
 }

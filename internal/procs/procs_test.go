@@ -182,7 +182,7 @@ func TestWaitCountsRunnable(t *testing.T) {
 		})
 	}
 	time.Sleep(20 * time.Millisecond) // all three running
-	m := newMeter()
+	m := newMeter(nil)
 	time.Sleep(500 * time.Millisecond)
 	s := m.read()
 	stop.Store(true)
@@ -198,11 +198,11 @@ func TestStart(t *testing.T) {
 		t.Skip("GOMAXPROCS set, or one P already")
 	}
 	max := runtime.GOMAXPROCS(0)
-	stop, ok := Start(time.Hour, nil)
+	stop, ok := Start(time.Hour, nil, nil)
 	if !ok {
 		t.Fatal("Start: not started")
 	}
-	if _, again := Start(time.Hour, nil); again {
+	if _, again := Start(time.Hour, nil, nil); again {
 		t.Error("a second governor started while one runs")
 	}
 	stop()
@@ -210,9 +210,117 @@ func TestStart(t *testing.T) {
 	if n := runtime.GOMAXPROCS(0); n != max {
 		t.Errorf("after stop: %d Ps, want the default %d", n, max)
 	}
-	if stop, ok := Start(time.Hour, nil); !ok {
+	if stop, ok := Start(time.Hour, nil, nil); !ok {
 		t.Error("Start after stop: not started")
 	} else {
 		stop()
+	}
+}
+
+// phase feeds g the samples and fails unless it answers want to each.
+func phase(t *testing.T, g *Governor, what string, want int, samples ...Sample) {
+	t.Helper()
+	for i, n := range feed(g, samples...) {
+		if n != want {
+			t.Fatalf("%s, period %d: %d Ps, want %d", what, i, n, want)
+		}
+	}
+}
+
+// waitingAt is a period in which goroutines queue for the one P while
+// the process gets work done at the given rate.
+func waitingAt(work float64) Sample { return Sample{CPU: 0.7, Wait: 0.3, Work: work} }
+
+// startTrial feeds g a waiting period on one P, then the trial's
+// periods with all Ps at the given work rate; after the last, it tries
+// one P.
+func startTrial(t *testing.T, g *Governor, work float64) {
+	t.Helper()
+	phase(t, g, "trial, all Ps", 2, repeat(waitingAt(work), g.p.Trial)...)
+	phase(t, g, "trial, to one P", 1, waitingAt(work))
+}
+
+// A load whose goroutines wait for the one P, but which gets no more
+// done with all Ps, keeps one P after the trial; waiting is then not
+// acted on for Blind periods, twice as long after the next such trial.
+func TestTrialOneWins(t *testing.T) {
+	p := DefaultPolicy(2)
+	g := NewGovernor(p)
+	for _, blind := range []int{p.Blind, 2 * p.Blind} {
+		startTrial(t, g, 100)
+		phase(t, g, "trial, one P", 1, repeat(waitingAt(100), p.Trial)...)
+		phase(t, g, "after the trial", 1, repeat(waitingAt(100), blind)...)
+	}
+	if n := g.Next(Sample{CPU: p.UpCPU + 0.01, Work: 100}); n != 2 {
+		t.Fatalf("one P saturated after a trial: %d Ps, want 2", n)
+	}
+}
+
+// A load that gets more done with all Ps keeps them after the trial;
+// within Gain of each other, one P wins.
+func TestTrialMaxWins(t *testing.T) {
+	p := DefaultPolicy(2)
+	g := NewGovernor(p)
+	startTrial(t, g, 100*(1+p.Gain+0.01))
+	phase(t, g, "trial, one P", 1, repeat(waitingAt(100), p.Trial-1)...)
+	phase(t, g, "after the trial", 2, repeat(waitingAt(100), 3*p.Calm)...)
+
+	g = NewGovernor(p)
+	startTrial(t, g, 100*(1+p.Gain-0.01))
+	phase(t, g, "trial, one P", 1, repeat(waitingAt(100), 2*p.Trial)...)
+}
+
+// The first period after each switch of a trial is not counted: there
+// the switch is still settling.
+func TestTrialSkipsFirstPeriod(t *testing.T) {
+	p := DefaultPolicy(2)
+	g := NewGovernor(p)
+	// Counted, the first period with all Ps would make them win, and
+	// so would the first with one P.
+	onMax := append([]Sample{waitingAt(100), waitingAt(1000)}, repeat(waitingAt(100), p.Trial-2)...)
+	phase(t, g, "trial, all Ps", 2, onMax...)
+	phase(t, g, "trial, to one P", 1, waitingAt(100))
+	onOne := append([]Sample{waitingAt(10)}, repeat(waitingAt(100), p.Trial-1)...)
+	phase(t, g, "trial, one P", 1, onOne...)
+	phase(t, g, "after the trial", 1, repeat(waitingAt(100), p.Blind)...)
+}
+
+// One P saturating during a trial ends it with all Ps at once.
+func TestTrialSaturated(t *testing.T) {
+	p := DefaultPolicy(2)
+	g := NewGovernor(p)
+	startTrial(t, g, 100)
+	phase(t, g, "one P saturated", 2, Sample{CPU: p.UpCPU + 0.01, Work: 200})
+	phase(t, g, "after", 2, repeat(waitingAt(100), p.Calm)...)
+}
+
+// Once the load that lost a trial has been away for Calm periods, the
+// next load that waits is tried again.
+func TestBlindEndsWithTheLoad(t *testing.T) {
+	p := DefaultPolicy(2)
+	g := NewGovernor(p)
+	startTrial(t, g, 100)
+	phase(t, g, "trial, one P", 1, repeat(waitingAt(100), p.Trial)...)
+	phase(t, g, "load away", 1, repeat(Sample{CPU: 0.1, Work: 20}, p.Calm)...)
+	phase(t, g, "a new load", 2, waitingAt(1000))
+}
+
+// Without a work rate there is nothing to try: waiting gives the Ps back.
+func TestNoWorkNoTrial(t *testing.T) {
+	g := NewGovernor(DefaultPolicy(2))
+	phase(t, g, "waiting, no work rate", 2, repeat(busy, 50)...)
+}
+
+// Work is the counter's growth over the period, per second.
+func TestMeterWork(t *testing.T) {
+	var done uint64 = 5000 // what came before is not this period's
+	m := newMeter(func() uint64 { return done })
+	done += 1000
+	time.Sleep(100 * time.Millisecond)
+	if s := m.read(); s.Work <= 100 || s.Work > 10000 {
+		t.Errorf("Work = %.0f/s for 1000 over at least 100 ms", s.Work)
+	}
+	if s := m.read(); s.Work != 0 {
+		t.Errorf("Work = %.0f/s with no work done", s.Work)
 	}
 }
