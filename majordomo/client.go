@@ -57,8 +57,9 @@ type Client struct {
 	// it one string.
 	service      string
 	serviceBytes []byte
-	// lists holds the frame lists of requests made with Send.
-	lists listBlock
+	// lists holds the frame lists of requests made with Send, and
+	// counts every message sent on conn.
+	lists sentLists
 }
 
 // serviceFrame returns service as a frame, shared between the requests
@@ -127,6 +128,7 @@ func (c *Client) reset() {
 		c.conn.Close()
 		close(c.done)
 		c.conn, c.in, c.done, c.optIns = nil, nil, nil, 0
+		c.lists.reset()
 	}
 }
 
@@ -144,6 +146,7 @@ func (c *Client) connect(ctx context.Context) error {
 		conn.Close()
 		return err
 	}
+	c.lists.note(nil)
 	in, done := make(chan inbound, 16), make(chan struct{})
 	go func() {
 		for {
@@ -220,6 +223,9 @@ func (c *Client) attempt(ctx context.Context, req [][]byte, service string, part
 			if err = c.connect(actx); err == nil {
 				err = c.conn.Send(req)
 			}
+		}
+		if err == nil {
+			c.lists.note(nil)
 		}
 	}
 	cancel()
@@ -298,11 +304,12 @@ func (c *Client) Send(ctx context.Context, service string, body ...[]byte) error
 		return err
 	}
 	body = fixBody(body)
-	req := appendClientRequest(c.lists.take(clientRequestLen(body)), c.opts.Version, c.serviceFrame(service), body)
+	req := appendClientRequest(c.lists.take(c.conn, clientRequestLen(body)), c.opts.Version, c.serviceFrame(service), body)
 	if err := c.conn.Send(req); err != nil {
 		c.reset()
 		return err
 	}
+	c.lists.note(req)
 	return nil
 }
 

@@ -1,5 +1,10 @@
 package majordomo
 
+import (
+	"github.com/zbroker/zbroker/internal/deque"
+	"github.com/zbroker/zbroker/zmtp"
+)
+
 // Reusing requests. A request's struct, with the frame lists of its
 // REQUEST and its final reply carved from it, is the broker's one
 // allocation per request: about 500 of the 1,800 bytes that a request
@@ -59,4 +64,53 @@ func (s *Server) retire(r *request) {
 		s.spares.PopFront()
 	}
 	s.spares.PushBack(r)
+}
+
+// sentLists reuses the frame lists of the messages a client sends on its
+// connection (from one goroutine) once the transport has written them:
+// zmtp.Conn.Written against the count of messages sent. Until then only
+// the transport holds them, so a client keeping requests in flight needs
+// about as many lists as it has requests unwritten, not one per request.
+type sentLists struct {
+	sent  uint64                // messages sent on the connection
+	lists deque.Deque[sentList] // of take's lists sent, oldest first
+	block listBlock
+}
+
+type sentList struct {
+	seq  uint64 // its number among the messages sent
+	list [][]byte
+}
+
+// sentListsMax bounds the lists kept: a client that sends more without
+// the transport writing them gets new ones.
+const sentListsMax = 1024
+
+// take returns an empty list with room for n frames, for a message to be
+// sent on conn and passed to sent.
+func (l *sentLists) take(conn *zmtp.Conn, n int) [][]byte {
+	if l.lists.Len() > 0 && l.lists.At(0).seq <= conn.Written() {
+		if s := l.lists.PopFront(); cap(s.list) >= n {
+			return s.list[:0]
+		}
+	}
+	return l.block.take(n)
+}
+
+// note counts a message sent on the connection; list, if not nil, is
+// the message's list from take, reused once the message is written.
+func (l *sentLists) note(list [][]byte) {
+	l.sent++
+	if list != nil && l.lists.Len() < sentListsMax {
+		l.lists.PushBack(sentList{l.sent, list})
+	}
+}
+
+// reset starts over for a new connection. The old one's lists are
+// dropped: its writer may still hold them.
+func (l *sentLists) reset() {
+	l.sent = 0
+	for l.lists.Len() > 0 {
+		l.lists.PopFront()
+	}
 }

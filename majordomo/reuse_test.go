@@ -104,3 +104,34 @@ func TestRequestReuseWaitsForWrite(t *testing.T) {
 		t.Fatalf("new request %p, want the oldest spare %p", got, oldest)
 	}
 }
+
+// TestClientListsReusedWhenWritten: a client sending a burst of requests
+// reuses a request's frame list only once the transport has written it,
+// so the broker sees every request as sent.
+func TestClientListsReusedWhenWritten(t *testing.T) {
+	srv := startBroker(t, Options{})
+	for range 4 {
+		goWorker(t, srv.Endpoint(), "echo", echo, WorkerOptions{})
+	}
+	waitWorkers(t, srv, 4)
+	c := newClient(t, srv.Endpoint(), ClientOptions{})
+	ctx := testCtx(t, 10*time.Second)
+	const n = 3000
+	for i := range n {
+		if err := c.Send(ctx, "echo", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := make([]bool, n)
+	for range n {
+		r, err := c.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var i int
+		if _, err := fmt.Sscanf(join(r.Body), "%d", &i); err != nil || i < 0 || i >= n || seen[i] {
+			t.Fatalf("reply %q: not one of the requests, or twice", join(r.Body))
+		}
+		seen[i] = true
+	}
+}

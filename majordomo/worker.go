@@ -203,7 +203,12 @@ func (w *Worker) session(ctx context.Context) error {
 	}()
 	// Requests are served on this goroutine, as they are read: one at a
 	// time, as MDP requires, with no hand-off between goroutines.
-	var lists listBlock // for the replies' frame lists
+	// The replies' frame lists. The broker sends the next request once it
+	// has the last reply, so the last reply's list is usually written by
+	// then and reused: when nothing is queued on the connection (Queued
+	// counts every Send, the heartbeats' too), it has been written.
+	var lists listBlock
+	var last [][]byte
 	for {
 		f, err := conn.Recv()
 		if err != nil {
@@ -239,7 +244,14 @@ func (w *Worker) session(ctx context.Context) error {
 			break // broker lost: it has given the request to another worker
 		}
 		lastSent.Store(now)
-		conn.Send(appendWorkerReply(lists.take(workerReplyLen(body)), v, true, m.addr, body))
+		out := last[:0]
+		if n := workerReplyLen(body); cap(out) < n {
+			out = lists.take(n)
+		} else if queued, _ := conn.Queued(); queued > 0 {
+			out = lists.take(n)
+		}
+		last = appendWorkerReply(out, v, true, m.addr, body)
+		conn.Send(last)
 	}
 	scancel()
 	if ctx.Err() != nil {
