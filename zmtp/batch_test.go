@@ -1,6 +1,7 @@
 package zmtp
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -123,5 +124,74 @@ func TestUnreleasedBound(t *testing.T) {
 		case <-time.After(testTimeout):
 			t.Fatalf("%d messages of %d after the releases", next, n)
 		}
+	}
+}
+
+// TestReleaseLists: with Options.ReleaseLists, the frame lists of a
+// released batch's messages are lent again to later messages, and the
+// frames themselves stay intact; without it no list memory is reused
+// while the lists are referenced.
+func TestReleaseLists(t *testing.T) {
+	for _, release := range []bool{true, false} {
+		t.Run(fmt.Sprint("release-", release), func(t *testing.T) {
+			sock, err := Listen(pathEndpoint(t), Options{SocketType: "ROUTER", Logger: quietLogger, ReleaseLists: release})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sock.Close() })
+			next := func() *Batch {
+				t.Helper()
+				select {
+				case b := <-sock.Events():
+					return b
+				case <-time.After(testTimeout):
+					t.Fatal("no batch delivered")
+				}
+				return nil
+			}
+			p := rawDial(t, sock.Endpoint())
+			p.handshake(1, "DEALER")
+			next().Release() // Connected
+			type kept struct {
+				list   *[]byte // where the message's list began
+				frames [][]byte
+				want   string
+			}
+			var all []kept
+			seen := map[*[]byte]bool{}
+			reused := 0
+			for round := range 20 {
+				var wire []byte
+				for i := range 3 {
+					wire = append(wire, encodeMessage([]byte("m"), fmt.Appendf(nil, "%d", round), fmt.Appendf(nil, "%d", i))...)
+				}
+				if _, err := p.nc.Write(wire); err != nil {
+					t.Fatal(err)
+				}
+				for got := 0; got < 3; {
+					b := next()
+					for _, ev := range b.Events {
+						if seen[&ev.Frames[0]] {
+							reused++
+						}
+						seen[&ev.Frames[0]] = true
+						all = append(all, kept{&ev.Frames[0], append([][]byte(nil), ev.Frames...), fmt.Sprintf("m|%d|%d", round, got)})
+						got++
+					}
+					b.Release()
+				}
+			}
+			for _, k := range all {
+				if got := string(bytes.Join(k.frames, []byte("|"))); got != k.want {
+					t.Fatalf("frames %q, want %q: overwritten after release", got, k.want)
+				}
+			}
+			if release && reused == 0 {
+				t.Error("no list reused after its batch was released")
+			}
+			if !release && reused > 0 {
+				t.Errorf("%d lists reused without ReleaseLists", reused)
+			}
+		})
 	}
 }

@@ -56,7 +56,15 @@ type Event struct {
 type Batch struct {
 	Events []Event
 	from   *Conn // whose read credit Release gives back
+	// lists lends its messages their frame lists, with
+	// Options.ReleaseLists: used of them are lent, and short frames'
+	// lists were wanted beyond them (it grows on Release).
+	lists       [][]byte
+	used, short int
 }
+
+// maxBatchLists caps a batch's lists: 128 messages of 8 frames.
+const maxBatchLists = 1024
 
 // maxBatch caps the events of one batch, so that a read buffer full of
 // tiny messages does not become one huge batch, and the owner's Pause or
@@ -92,6 +100,13 @@ func (b *Batch) Release() {
 	}
 	clear(b.Events) // drop references to frames and connections
 	b.Events = b.Events[:0]
+	if b.used > 0 || b.short > 0 {
+		clear(b.lists[:b.used])
+		if b.short > 0 && len(b.lists) < maxBatchLists {
+			b.lists = make([][]byte, min(maxBatchLists, max(64, 2*(b.used+b.short))))
+		}
+		b.used, b.short = 0, 0
+	}
 	batches.Put(b)
 }
 
@@ -308,6 +323,9 @@ func newConn(id uint64, nc net.Conn, hsr *bufio.Reader, opts *Options, hs handsh
 		readerDone: make(chan struct{}),
 	}
 	c.initReadState(hsr, opts.Guard)
+	if opts.ReleaseLists {
+		c.block.conn = c
+	}
 	return c
 }
 
@@ -326,12 +344,33 @@ func (c *Conn) start(announce bool) {
 
 // add appends an event to the batch being filled.
 func (c *Conn) add(ev Event) {
+	b := c.filling()
+	b.Events = append(b.Events, ev)
+}
+
+// filling returns the batch being filled, made now if need be.
+func (c *Conn) filling() *Batch {
 	if c.batch == nil {
 		c.batch = newBatch()
 		c.batch.from = c
 		c.unreleased.Add(1)
 	}
-	c.batch.Events = append(c.batch.Events, ev)
+	return c.batch
+}
+
+// batchLists returns a list for n frames lent by the batch being filled,
+// or nil if it has too few left. Every list the reader takes is for a
+// message of that batch (the message is added to it before it is
+// delivered), so the list is free again once the batch is released.
+func (c *Conn) batchLists(n int) [][]byte {
+	b := c.filling()
+	if len(b.lists)-b.used < n {
+		b.short += n
+		return nil
+	}
+	f := b.lists[b.used : b.used+n : b.used+n]
+	b.used += n
+	return f
 }
 
 // flush delivers the batch being filled, if any.

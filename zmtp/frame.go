@@ -202,10 +202,20 @@ func parseCommand(body []byte) (name string, data []byte, err error) {
 
 // frameBlock hands out frame lists carved from one larger allocation, so a
 // message costs no allocation of its own for them. A block is freed when
-// no message carved from it is referenced any more.
-type frameBlock struct{ free [][]byte }
+// no message carved from it is referenced any more. With
+// Options.ReleaseLists, conn is set and its batch being filled lends the
+// lists first (see Conn.batchLists).
+type frameBlock struct {
+	free [][]byte
+	conn *Conn
+}
 
 func (b *frameBlock) take(n int) [][]byte {
+	if b.conn != nil {
+		if f := b.conn.batchLists(n); f != nil {
+			return f
+		}
+	}
 	if len(b.free) < n {
 		b.free = make([][]byte, max(256, n))
 	}

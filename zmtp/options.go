@@ -51,6 +51,14 @@ type Options struct {
 	// is always accepted); Dial refuses any other before sending a byte.
 	// Default (0): our own effective uid.
 	BrokerUID int
+	// ReleaseLists promises that the receiver keeps no message's frame
+	// list (Event.Frames, or what Recv returns: the list, not the
+	// frames, which stay the receiver's) once it has released the
+	// message's batch, or called Recv again: nor does it pass the list
+	// to Send. The lists are then reused with their batch instead of
+	// being garbage: a Majordomo request's four messages have 20
+	// frames, 480 bytes of lists.
+	ReleaseLists bool
 }
 
 func (o Options) withDefaults() Options {
