@@ -353,6 +353,8 @@ func Start(opts Options) (*Server, error) {
 		Logger:            log, // it logs connections, once each
 		Guard:             opts.Guard,
 		Curve:             opts.Curve.ForEndpoint(opts.Endpoint),
+		// The owner copies the frame lists it keeps (see request).
+		ReleaseLists: true,
 	})
 	if err != nil {
 		return nil, err

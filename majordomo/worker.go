@@ -144,7 +144,8 @@ func (w *Worker) session(ctx context.Context) error {
 	hb := w.opts.HeartbeatInterval
 	silence := hb * time.Duration(w.opts.HeartbeatLiveness)
 	dctx, cancel := context.WithTimeout(ctx, silence)
-	conn, err := zmtp.Dial(dctx, w.endpoint, zmtp.Options{SocketType: "DEALER", Logger: w.opts.Logger, BrokerUID: w.opts.BrokerUID, Curve: w.opts.Curve.ForEndpoint(w.endpoint)})
+	// Each request's list is copied (Request.list) before the next Recv.
+	conn, err := zmtp.Dial(dctx, w.endpoint, zmtp.Options{SocketType: "DEALER", Logger: w.opts.Logger, BrokerUID: w.opts.BrokerUID, Curve: w.opts.Curve.ForEndpoint(w.endpoint), ReleaseLists: true})
 	cancel()
 	if err != nil {
 		return err
