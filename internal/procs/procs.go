@@ -103,7 +103,11 @@ type Policy struct {
 // 0.05–1.5 at 0.45–0.9 CPU (most periods over 0.1 at over 0.5 CPU), and
 // many connections 2–11. With two Ps, the first had Waits of 0–0.02 in
 // most periods, the others 0.1 and more (BENCHMARKS.md, "One chunk in
-// flight (session 5)"). TODO trial figures.
+// flight (session 5)"). In trials on that machine, one P received
+// 8–60% more messages per second than two for every single-pipe zpipes
+// case and for Majordomo, and 5–50% fewer under 100 pipes
+// (BENCHMARKS.md, "The governor's trial (session 6)"); a Gain of 3%
+// leaves the Ps to loads that clearly use them.
 func DefaultPolicy(max int) Policy {
 	return Policy{Max: max, DownCPU: 1, DownWait: 0.05,
 		UpCPU: 0.95, UpWait: 0.1, UpWaitCPU: 0.5, UpWaitAlone: 1, Calm: 10, MaxCalm: 600,
