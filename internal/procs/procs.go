@@ -104,8 +104,9 @@ type Policy struct {
 // many connections 2–11. With two Ps, the first had Waits of 0–0.02 in
 // most periods, the others 0.1 and more (BENCHMARKS.md, "One chunk in
 // flight (session 5)"). In trials on that machine, one P received
-// 8–60% more messages per second than two for every single-pipe zpipes
-// case and for Majordomo, and 5–50% fewer under 100 pipes
+// 8–60% more messages per second than two in every one-writer zpipes
+// case and in Majordomo's benchmark, within 12% either way with four
+// writers on one pipe, and about half as many with 100 pipes
 // (BENCHMARKS.md, "The governor's trial (session 6)"); a Gain of 3%
 // leaves the Ps to loads that clearly use them.
 func DefaultPolicy(max int) Policy {
