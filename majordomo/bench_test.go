@@ -300,9 +300,18 @@ func selfCPU(tb testing.TB) time.Duration {
 // would be with two cores to themselves:
 //
 //	MDP_BENCH_RATIO=1 go test -run TestBenchRatio -v ./majordomo/
+//
+// With MDP_BENCH_GCFLOOR=1 the process keeps zbroker's floor under the
+// garbage collector's heap goal (internal/gcfloor, as cmd/zbroker and
+// TestRelayProcess do) instead of Go's default, for both sides alike:
+// they share the process.
 func TestBenchRatio(t *testing.T) {
 	if os.Getenv("MDP_BENCH_RATIO") == "" {
 		t.Skip("set MDP_BENCH_RATIO=1 to measure (about 1 minute; MDP_BENCH_WORKERS=4,16 picks worker counts)")
+	}
+	if os.Getenv("MDP_BENCH_GCFLOOR") != "" {
+		gcfloor.Start(gcfloor.For(0))
+		t.Logf("GC floor %d MiB (zbroker's)", gcfloor.For(0)>>20)
 	}
 	const rounds, slice = 7, 400 * time.Millisecond
 	for _, n := range benchWorkers() {
