@@ -83,11 +83,16 @@ type sentList struct {
 }
 
 // sentListsMax bounds the lists kept: a client that sends more without
-// the transport writing them gets new ones.
-const sentListsMax = 1024
+// the transport writing them gets new ones. A kept list keeps the frames
+// it points to alive until it is reused, so only the lists of messages
+// of sentListBytes or less are kept: 1 MiB of frames at most.
+const (
+	sentListsMax  = 512
+	sentListBytes = 2 << 10
+)
 
 // take returns an empty list with room for n frames, for a message to be
-// sent on conn and passed to sent.
+// sent on conn and passed to note.
 func (l *sentLists) take(conn *zmtp.Conn, n int) [][]byte {
 	if l.lists.Len() > 0 && l.lists.At(0).seq <= conn.Written() {
 		if s := l.lists.PopFront(); cap(s.list) >= n {
@@ -101,7 +106,14 @@ func (l *sentLists) take(conn *zmtp.Conn, n int) [][]byte {
 // the message's list from take, reused once the message is written.
 func (l *sentLists) note(list [][]byte) {
 	l.sent++
-	if list != nil && l.lists.Len() < sentListsMax {
+	if list == nil || l.lists.Len() >= sentListsMax {
+		return
+	}
+	size := 0
+	for _, f := range list {
+		size += len(f)
+	}
+	if size <= sentListBytes {
 		l.lists.PushBack(sentList{l.sent, list})
 	}
 }

@@ -135,3 +135,19 @@ func TestClientListsReusedWhenWritten(t *testing.T) {
 		seen[i] = true
 	}
 }
+
+// TestSentListsBounded: a client keeps the lists of small messages only,
+// and at most sentListsMax of them, since each keeps its frames alive.
+func TestSentListsBounded(t *testing.T) {
+	var l sentLists
+	l.note([][]byte{make([]byte, sentListBytes+1)})
+	if l.sent != 1 || l.lists.Len() != 0 {
+		t.Fatalf("large message: %d sent, %d lists kept, want 1 and 0", l.sent, l.lists.Len())
+	}
+	for range sentListsMax + 10 {
+		l.note([][]byte{[]byte("small")})
+	}
+	if l.lists.Len() != sentListsMax {
+		t.Fatalf("%d lists kept, want %d", l.lists.Len(), sentListsMax)
+	}
+}
