@@ -59,8 +59,9 @@ func TestRepliesGathered(t *testing.T) {
 		expect(t, "held reply", c.recv(), fmt.Sprintf("MDPC02|\x03|s|%d", gatherMax+i))
 	}
 	expect(t, "MMI answer after the held replies", c.recv(), "MDPC02|\x03|"+MMIService+"|200")
-	// Replies 19..31 are held; with 32 the client has fewer than
-	// gatherMin outstanding, and they all leave, then each at once.
+	// Replies from gatherMax+3 on are held; with the one that leaves
+	// the client fewer than gatherMin outstanding they all leave, then
+	// each at once.
 	n := gatherMin + 2*gatherMax
 	for range n - gatherMin - gatherMax - 3 {
 		answer(t, w)
