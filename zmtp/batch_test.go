@@ -16,21 +16,7 @@ import (
 func TestBatch(t *testing.T) {
 	for _, tc := range []struct{ sqm, n, largest int }{{0, 10, 10}, {4, 10, 4}, {0, 3 * maxBatch, maxBatch}} {
 		t.Run(fmt.Sprintf("queue-%d-messages-%d", tc.sqm, tc.n), func(t *testing.T) {
-			sock, err := Listen(pathEndpoint(t), Options{SocketType: "ROUTER", Logger: quietLogger, SendQueueMessages: tc.sqm})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { sock.Close() })
-			next := func() *Batch {
-				t.Helper()
-				select {
-				case b := <-sock.Events():
-					return b
-				case <-time.After(testTimeout):
-					t.Fatal("no batch delivered")
-				}
-				return nil
-			}
+			sock, next := listenBatches(t, Options{SendQueueMessages: tc.sqm})
 			p := rawDial(t, sock.Endpoint())
 			p.handshake(1, "DEALER")
 			if b := next(); len(b.Events) != 1 || b.Events[0].Type != Connected {
@@ -134,21 +120,7 @@ func TestUnreleasedBound(t *testing.T) {
 func TestReleaseLists(t *testing.T) {
 	for _, release := range []bool{true, false} {
 		t.Run(fmt.Sprint("release-", release), func(t *testing.T) {
-			sock, err := Listen(pathEndpoint(t), Options{SocketType: "ROUTER", Logger: quietLogger, ReleaseLists: release})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { sock.Close() })
-			next := func() *Batch {
-				t.Helper()
-				select {
-				case b := <-sock.Events():
-					return b
-				case <-time.After(testTimeout):
-					t.Fatal("no batch delivered")
-				}
-				return nil
-			}
+			sock, next := listenBatches(t, Options{ReleaseLists: release})
 			p := rawDial(t, sock.Endpoint())
 			p.handshake(1, "DEALER")
 			next().Release() // Connected
@@ -193,5 +165,28 @@ func TestReleaseLists(t *testing.T) {
 				t.Errorf("%d lists reused without ReleaseLists", reused)
 			}
 		})
+	}
+}
+
+// listenBatches listens with a ROUTER socket with opts, and returns it
+// and a function that returns its next batch (failing the test if none
+// comes in time).
+func listenBatches(t *testing.T, opts Options) (*Socket, func() *Batch) {
+	t.Helper()
+	opts.SocketType, opts.Logger = "ROUTER", quietLogger
+	sock, err := Listen(pathEndpoint(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.Close() })
+	return sock, func() *Batch {
+		t.Helper()
+		select {
+		case b := <-sock.Events():
+			return b
+		case <-time.After(testTimeout):
+			t.Fatal("no batch delivered")
+		}
+		return nil
 	}
 }
