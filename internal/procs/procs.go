@@ -129,8 +129,7 @@ type Governor struct {
 	blindFor  int     // how long the next blind spell is
 	blindWork float64 // one P's work rate in the trial that began it
 	away      int     // periods in a row the load has been away since
-	why       string
-	decisions int // how many times why was set
+	why       string  // what the last Next decided, "" if nothing
 }
 
 // trial is a comparison of Max Ps and one P under the same load.
@@ -151,6 +150,7 @@ func NewGovernor(p Policy) *Governor {
 // Next takes the sample of the period just ended and returns the number
 // of Ps to run with from now on.
 func (g *Governor) Next(s Sample) int {
+	g.why = ""
 	switch {
 	case g.p.Max <= 1:
 	case g.trial != nil:
@@ -163,13 +163,12 @@ func (g *Governor) Next(s Sample) int {
 	return g.procs
 }
 
-// Why says what made the last decision, and counts decisions: one P
-// winning a trial changes nothing, but is worth telling.
-func (g *Governor) Why() (string, int) { return g.why, g.decisions }
+// Why says what the last Next decided and why, or "" if it decided
+// nothing. One P winning a trial changes nothing, but is worth telling.
+func (g *Governor) Why() string { return g.why }
 
 func (g *Governor) decide(procs int, why string) {
 	g.procs, g.why = procs, why
-	g.decisions++
 }
 
 func (g *Governor) oneNext(s Sample) {
@@ -361,7 +360,6 @@ func Start(period time.Duration, work func() uint64, logf func(procs int, s Samp
 
 func govern(g *Governor, period time.Duration, m *meter, quit <-chan struct{}, logf func(int, Sample, string)) {
 	cur := g.procs
-	_, told := g.Why()
 	runtime.GOMAXPROCS(cur)
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -384,11 +382,8 @@ func govern(g *Governor, period time.Duration, m *meter, quit <-chan struct{}, l
 				runtime.SetDefaultGOMAXPROCS()
 			}
 		}
-		if why, k := g.Why(); k != told {
-			told = k
-			if logf != nil {
-				logf(n, s, why)
-			}
+		if why := g.Why(); why != "" && logf != nil {
+			logf(n, s, why)
 		}
 	}
 }

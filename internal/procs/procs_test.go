@@ -249,6 +249,14 @@ func TestTrialOneWins(t *testing.T) {
 	for _, blind := range []int{p.Blind, 2 * p.Blind} {
 		startTrial(t, g, 100)
 		phase(t, g, "trial, one P", 1, repeat(waitingAt(100), p.Trial)...)
+		if g.Why() == "" {
+			t.Fatal("one P won the trial, and Why says nothing")
+		}
+		phase(t, g, "after the trial", 1, waitingAt(100))
+		if why := g.Why(); why != "" {
+			t.Fatalf("a period that decided nothing: Why %q", why)
+		}
+		blind--
 		phase(t, g, "after the trial", 1, repeat(waitingAt(100), blind)...)
 	}
 	if n := g.Next(Sample{CPU: p.UpCPU + 0.01, Work: 100}); n != 2 {
