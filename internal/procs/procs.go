@@ -99,9 +99,9 @@ type Policy struct {
 // sampled every Period. On one P, issue 14's one-chunk-in-flight case
 // showed a Wait of 0–0.07 at 0.4–0.8 CPU, and up to 0.8 at 0.2–0.4 CPU
 // while other processes kept the machine busy; pipelined 4 KiB and
-// 64 KiB loads, which one P slows by a tenth or more, Waits of
-// 0.05–1.5 at 0.45–0.9 CPU (most periods over 0.1 at over 0.5 CPU), and
-// many connections 2–11. With two Ps, the first had Waits of 0–0.02 in
+// 64 KiB loads (which one P slowed by a tenth or more in session 5),
+// Waits of 0.05–1.5 at 0.45–0.9 CPU (most periods over 0.1 at over 0.5
+// CPU), and many connections 2–11. With two Ps, the first had Waits of 0–0.02 in
 // most periods, the others 0.1 and more (BENCHMARKS.md, "One chunk in
 // flight (session 5)"). In trials on that machine, one P received
 // 8–60% more messages per second than two in every one-writer zpipes
