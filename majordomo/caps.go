@@ -9,12 +9,14 @@ import (
 // queuedSize is what a waiting request counts against the byte caps: its
 // frames and 256 bytes for the rest of what the broker keeps.
 func queuedSize(m *message) int64 {
-	n := int64(256 + len(m.service))
-	for _, f := range m.env {
-		n += int64(len(f))
-	}
-	for _, f := range m.body {
-		n += int64(len(f))
+	return int64(256+len(m.service)) + int64(framesLen(m.env)) + int64(framesLen(m.body))
+}
+
+// framesLen is the bytes of frames' bodies.
+func framesLen(frames [][]byte) int {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
 	}
 	return n
 }

@@ -83,10 +83,7 @@ func (s *Server) releaseOld() {
 // replyTo sends p r's final reply (r.reply), or holds it (see above).
 func (s *Server) replyTo(p *peer, r *request) {
 	g := &p.gather
-	size := 0
-	for _, f := range r.reply {
-		size += len(f)
-	}
+	size := framesLen(r.reply)
 	fast := s.now.Sub(g.last) <= s.gatherGap
 	g.last = s.now
 	if len(g.held) == 0 && (!fast || p.pending < gatherMin || size >= gatherBytes) {

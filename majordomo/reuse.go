@@ -52,11 +52,7 @@ func (s *Server) retire(r *request) {
 	if r.sends != 1 || r.size-256 > spareFrames {
 		return
 	}
-	size := 0
-	for _, f := range r.reply {
-		size += len(f)
-	}
-	if size > spareFrames {
+	if framesLen(r.reply) > spareFrames {
 		return
 	}
 	r.sends = 0 // retired once only
@@ -109,11 +105,7 @@ func (l *sentLists) note(list [][]byte) {
 	if list == nil || l.lists.Len() >= sentListsMax {
 		return
 	}
-	size := 0
-	for _, f := range list {
-		size += len(f)
-	}
-	if size <= sentListBytes {
+	if framesLen(list) <= sentListBytes {
 		l.lists.PushBack(sentList{l.sent, list})
 	}
 }
