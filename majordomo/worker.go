@@ -246,9 +246,7 @@ func (w *Worker) session(ctx context.Context) error {
 		}
 		lastSent.Store(now)
 		out := last[:0]
-		if n := workerReplyLen(body); cap(out) < n {
-			out = lists.take(n)
-		} else if queued, _ := conn.Queued(); queued > 0 {
+		if n := workerReplyLen(body); cap(out) < n || !allWritten(conn) {
 			out = lists.take(n)
 		}
 		last = appendWorkerReply(out, v, true, m.addr, body)
@@ -259,4 +257,10 @@ func (w *Worker) session(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return endErr
+}
+
+// allWritten reports whether conn's writer holds nothing more to write.
+func allWritten(conn *zmtp.Conn) bool {
+	queued, _ := conn.Queued()
+	return queued == 0
 }
